@@ -1,0 +1,65 @@
+"""The bodies of the two activities, returning classified outcomes as plain dicts.
+
+A failure that escapes an activity reaches the orchestrator as a bare
+``Exception`` with only a message, so each body catches what it knows and says
+whether the failure is transient (retry), permanent, or a rejection of the input.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shared.blob_access import BlobReader
+from shared.errors import PipelineError, RejectedInput
+from shared.extraction import extract_from_ranges
+from shared.models import (
+    OUTCOME_OK,
+    OUTCOME_PERMANENT,
+    OUTCOME_REJECTED,
+    OUTCOME_TRANSIENT,
+    ActivityOutcome,
+    BlobRef,
+    ImageRecord,
+)
+from shared.settings import Limits, load_limits, sql_connection_string, storage_connection_string
+from shared.sql_store import is_transient, store_for
+
+log = logging.getLogger(__name__)
+
+
+def _failure(exc: BaseException) -> ActivityOutcome:
+    if isinstance(exc, RejectedInput):
+        return ActivityOutcome(OUTCOME_REJECTED, reason=str(exc))
+    if isinstance(exc, PipelineError):
+        return ActivityOutcome(OUTCOME_TRANSIENT if exc.transient else OUTCOME_PERMANENT, reason=str(exc))
+    if is_transient(exc):
+        return ActivityOutcome(OUTCOME_TRANSIENT, reason=f"{type(exc).__name__}: {exc}")
+    return ActivityOutcome(OUTCOME_PERMANENT, reason=f"{type(exc).__name__}: {exc}")
+
+
+def extract_metadata(payload: dict[str, Any], limits: Limits | None = None) -> dict[str, Any]:
+    """Read the blob's head by ranges and describe the image it holds."""
+    try:
+        blob = BlobRef.from_dict(payload["blob"])
+        limits = limits or load_limits()
+        reader = BlobReader(storage_connection_string(), blob)
+        head = reader.head(limits.head_bytes)
+        meta = extract_from_ranges(head.size, reader.fetch, limits, first_chunk=head.data)
+        return ActivityOutcome(OUTCOME_OK, metadata=meta.to_dict(), size_bytes=head.size).to_dict()
+    except Exception as exc:  # noqa: BLE001 - every failure is classified and returned as data
+        outcome = _failure(exc)
+        log.warning("ExtractMetadata %s: %s", outcome.outcome, outcome.reason)
+        return outcome.to_dict()
+
+
+def store_metadata(payload: dict[str, Any]) -> dict[str, Any]:
+    """Upsert one row for the blob version in ``payload['record']``."""
+    try:
+        record = ImageRecord.from_dict(payload["record"])
+        applied = store_for(sql_connection_string()).upsert(record)
+        return ActivityOutcome(OUTCOME_OK, applied=applied).to_dict()
+    except Exception as exc:  # noqa: BLE001
+        outcome = _failure(exc)
+        log.warning("StoreMetadata %s: %s", outcome.outcome, outcome.reason)
+        return outcome.to_dict()

@@ -1,0 +1,200 @@
+"""Blob storage access through azure-storage-blob: ranged reads, uploads, listings.
+
+Errors are translated into the pipeline's classes with a message that says
+what to do, because the SDK's own (``ServiceRequestError: Cannot connect to
+host 127.0.0.1:10000``) does not tell a newcomer that Azurite is not running.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from shared.errors import ConfigurationError, RejectedInput, StorageUnavailableError
+from shared.models import BlobRef, normalise_etag
+
+T = TypeVar("T")
+
+
+class BlobGone(RejectedInput):
+    """The blob version to read no longer exists (deleted or overwritten)."""
+
+
+@functools.lru_cache(maxsize=8)
+def service_client(connection_string: str) -> BlobServiceClient:
+    """One client (and connection pool) per account, reused across invocations."""
+    try:
+        return BlobServiceClient.from_connection_string(
+            connection_string, retry_total=2, retry_backoff_factor=0.2,
+            connection_timeout=5, read_timeout=30,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"AzureWebJobsStorage is not a valid storage connection string ({exc}). Use "
+            "'UseDevelopmentStorage=true' for Azurite, or the account's connection string."
+        ) from None
+
+
+def _describe_endpoint(connection_string: str) -> str:
+    try:
+        return service_client(connection_string).url
+    except ConfigurationError:
+        return "the configured account"
+
+
+def storage_call(connection_string: str, what: str, call: Callable[[], T]) -> T:
+    """Run one storage call, translating SDK errors into actionable pipeline errors."""
+    try:
+        return call()
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise StorageUnavailableError(
+            f"cannot reach blob storage at {_describe_endpoint(connection_string)} while trying to "
+            f"{what}: {exc}. Locally, start Azurite (make azurite) or check AzureWebJobsStorage."
+        ) from None
+    except ClientAuthenticationError as exc:
+        raise ConfigurationError(
+            f"blob storage refused the credentials while trying to {what}: {exc.message}. "
+            "Check the account key or SAS in AzureWebJobsStorage."
+        ) from None
+    except (ResourceNotFoundError, ResourceModifiedError, ResourceExistsError):
+        raise
+    except HttpResponseError as exc:
+        if exc.status_code in (408, 429, 500, 502, 503, 504):
+            raise StorageUnavailableError(
+                f"blob storage is busy or failing ({exc.status_code}) while trying to {what}"
+            ) from None
+        raise
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+@dataclass
+class BlobHead:
+    """The first bytes of a blob version plus what the same response told us."""
+
+    data: bytes
+    size: int
+    etag: str
+    content_type: str | None
+    last_modified: str | None
+
+
+class BlobReader:
+    """Reads one blob version by ranges, pinned to its ETag so a newer upload is noticed."""
+
+    def __init__(self, connection_string: str, ref: BlobRef) -> None:
+        self._conn = connection_string
+        self.ref = ref
+        self._client = service_client(connection_string).get_blob_client(ref.container, ref.name)
+        self.requests = 0
+
+    def _conditions(self) -> dict[str, Any]:
+        if not self.ref.etag:
+            return {}
+        return {"etag": f'"{self.ref.etag}"', "match_condition": MatchConditions.IfNotModified}
+
+    def _download(self, offset: int, length: int) -> Any:
+        def call() -> Any:
+            return self._client.download_blob(offset=offset, length=length, **self._conditions())
+
+        try:
+            downloader = storage_call(self._conn, f"read blob {self.ref.name!r}", call)
+        except ResourceNotFoundError:
+            raise BlobGone("blob no longer exists: it was deleted before it could be read") from None
+        except ResourceModifiedError:
+            raise BlobGone(
+                "blob was overwritten before this version could be read; the newer version "
+                "is indexed by its own run"
+            ) from None
+        self.requests += 1
+        return downloader
+
+    def head(self, length: int) -> BlobHead:
+        """One ranged GET for the first bytes; its headers give size, ETag and type."""
+        downloader = self._download(0, length)
+        data = downloader.readall()
+        props = downloader.properties
+        return BlobHead(
+            data=data,
+            size=int(props.size or 0),
+            etag=normalise_etag(props.etag),
+            content_type=props.content_settings.content_type if props.content_settings else None,
+            last_modified=_iso(props.last_modified),
+        )
+
+    def fetch(self, offset: int, length: int) -> bytes:
+        return self._download(offset, length).readall()
+
+
+def ensure_container(connection_string: str, container: str) -> None:
+    client = service_client(connection_string)
+
+    def call() -> None:
+        try:
+            client.create_container(container)
+        except ResourceExistsError:
+            pass
+
+    storage_call(connection_string, f"create container {container!r}", call)
+
+
+def upload_bytes(
+    connection_string: str, container: str, name: str, data: bytes, content_type: str | None = None
+) -> BlobRef:
+    """Upload (overwriting) and return the new version's reference."""
+    blob = service_client(connection_string).get_blob_client(container, name)
+    settings = ContentSettings(content_type=content_type) if content_type else None
+
+    def call() -> dict[str, Any]:
+        return blob.upload_blob(data, overwrite=True, content_settings=settings)
+
+    result = storage_call(connection_string, f"upload {name!r}", call)
+    return BlobRef(
+        container=container,
+        name=name,
+        etag=normalise_etag(result.get("etag")),
+        size=len(data),
+        last_modified=_iso(result.get("last_modified")),
+        url=blob.url,
+        content_type=content_type,
+    )
+
+
+def list_blob_refs(connection_string: str, container: str) -> Iterator[BlobRef]:
+    """Every current blob version in a container (ETags normalised: listings give them bare)."""
+    client = service_client(connection_string).get_container_client(container)
+
+    def call() -> list[Any]:
+        return list(client.list_blobs())
+
+    for props in storage_call(connection_string, f"list container {container!r}", call):
+        yield BlobRef(
+            container=container,
+            name=props.name,
+            etag=normalise_etag(props.etag),
+            size=props.size,
+            last_modified=_iso(props.last_modified),
+            url=f"{client.url}/{props.name}",
+            content_type=props.content_settings.content_type if props.content_settings else None,
+        )

@@ -1,0 +1,105 @@
+"""The orchestration: extract, then store, with classified retries on durable timers.
+
+This generator runs under Durable Functions replay, so it must be
+deterministic: no I/O, no clock but ``context.current_utc_datetime``, no
+random, and every setting it needs arrives in its input. Retries are written
+here (not with ``call_activity_with_retry``) because 1.x RetryOptions retries
+every failure alike and has no growing delay, while we retry only transient
+faults, on a schedule long enough for a paused Azure SQL database to resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+from shared.models import (
+    OUTCOME_OK,
+    OUTCOME_REJECTED,
+    OUTCOME_TRANSIENT,
+    STATUS_FAILED,
+    STATUS_PROCESSED,
+    STATUS_REJECTED,
+    ActivityOutcome,
+    BlobRef,
+    ImageMetadata,
+    ImageRecord,
+)
+from shared.settings import DEFAULT_RETRY_DELAYS, EXTRACT_ACTIVITY, STORE_ACTIVITY
+
+
+class OrchestrationFailed(Exception):
+    """Raised to end the instance as Failed, after the failed row was recorded."""
+
+
+def orchestration_input(blob: BlobRef, retry_delays: tuple[float, ...]) -> dict[str, Any]:
+    return {"blob": blob.to_dict(), "retryDelaysSeconds": list(retry_delays)}
+
+
+def call_with_retry(
+    context: Any, name: str, payload: dict[str, Any], delays: list[float]
+) -> Generator[Any, Any, tuple[ActivityOutcome, int]]:
+    """Call an activity; on a transient outcome wait on a durable timer and try again."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            raw = yield context.call_activity(name, payload)
+            outcome = ActivityOutcome.from_dict(raw)
+        except Exception as exc:  # noqa: BLE001 - a crashed activity (worker died...) may succeed later
+            outcome = ActivityOutcome(OUTCOME_TRANSIENT, reason=f"{name} failed: {exc}".strip())
+        if outcome.outcome != OUTCOME_TRANSIENT or attempt > len(delays):
+            return outcome, attempt
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delays[attempt - 1]))
+
+
+def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
+    data = context.get_input()
+    blob = BlobRef.from_dict(data["blob"])
+    delays = [float(d) for d in data.get("retryDelaysSeconds", DEFAULT_RETRY_DELAYS)]
+    instance_id = context.instance_id
+
+    def record(status: str, **kwargs: Any) -> dict[str, Any]:
+        return {"record": ImageRecord.for_blob(blob, status, instance_id=instance_id, **kwargs).to_dict()}
+
+    context.set_custom_status({"stage": "extracting", "blob": blob.name})
+    extracted, extract_attempts = yield from call_with_retry(
+        context, EXTRACT_ACTIVITY, {"blob": blob.to_dict()}, delays
+    )
+
+    if extracted.outcome == OUTCOME_OK:
+        status, error = STATUS_PROCESSED, None
+        row = record(
+            STATUS_PROCESSED,
+            metadata=ImageMetadata.from_dict(extracted.metadata or {}),
+            size_bytes=extracted.size_bytes,
+        )
+    elif extracted.outcome == OUTCOME_REJECTED:
+        status, error = STATUS_REJECTED, extracted.reason
+        row = record(STATUS_REJECTED, error=extracted.reason, size_bytes=extracted.size_bytes)
+    else:
+        status = STATUS_FAILED
+        error = f"extraction failed after {extract_attempts} attempt(s): {extracted.reason}"
+        row = record(STATUS_FAILED, error=error)
+
+    context.set_custom_status({"stage": "storing", "blob": blob.name, "status": status})
+    stored, store_attempts = yield from call_with_retry(
+        context, STORE_ACTIVITY, row, delays if status != STATUS_FAILED else []
+    )
+
+    if status == STATUS_FAILED:
+        context.set_custom_status({"stage": "failed", "blob": blob.name, "error": error,
+                                   "failedRowRecorded": stored.outcome == OUTCOME_OK})
+        raise OrchestrationFailed(error)
+    if stored.outcome != OUTCOME_OK:
+        error = f"storing the row failed after {store_attempts} attempt(s): {stored.reason}"
+        context.set_custom_status({"stage": "recording failure", "blob": blob.name, "error": error})
+        failed_row, _ = yield from call_with_retry(context, STORE_ACTIVITY, record(STATUS_FAILED, error=error), [])
+        context.set_custom_status({"stage": "failed", "blob": blob.name, "error": error,
+                                   "failedRowRecorded": failed_row.outcome == OUTCOME_OK})
+        raise OrchestrationFailed(error)
+
+    context.set_custom_status({"stage": "done", "blob": blob.name, "status": status})
+    return {"blob": blob.name, "etag": blob.etag, "status": status, "error": error,
+            "applied": stored.applied}

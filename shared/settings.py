@@ -1,0 +1,145 @@
+"""App settings, read from the environment (local.settings.json Values locally)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.errors import ConfigurationError
+
+INPUT_CONTAINER = "images-input"
+ORCHESTRATOR_NAME = "ImageOrchestrator"
+EXTRACT_ACTIVITY = "ExtractMetadata"
+STORE_ACTIVITY = "StoreMetadata"
+
+# Delays (seconds) between attempts of a transient failure. They add up to over
+# three minutes, long enough for a paused serverless Azure SQL database to resume
+# (about a minute) with room to spare.
+DEFAULT_RETRY_DELAYS = (5.0, 10.0, 20.0, 40.0, 60.0, 60.0)
+
+_SQL_HELP = (
+    "Set the app setting SqlConnectionString to an ODBC connection string, e.g. "
+    "locally 'Driver={SQLite3};Database=/abs/path/images.db;Timeout=2000;' or on Azure "
+    "'Driver={ODBC Driver 18 for SQL Server};Server=tcp:<server>.database.windows.net,1433;"
+    "Database=<db>;Authentication=ActiveDirectoryMsi;Encrypt=yes;'."
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Safety limits for extraction; exceeding one rejects the blob with its reason."""
+
+    max_pixels: int = 200_000_000
+    max_bytes_read: int = 64 * 1024 * 1024
+    head_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    sql_connection_string: str
+    storage_connection_string: str
+    limits: Limits = field(default_factory=Limits)
+    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"App setting {name}={raw!r} is not a whole number.") from None
+    if value <= 0:
+        raise ConfigurationError(f"App setting {name} must be positive, got {value}.")
+    return value
+
+
+def parse_retry_delays(raw: str | None) -> tuple[float, ...]:
+    """Parse ``RetryDelaysSeconds`` ('5,10,20'); empty means the default schedule."""
+    if raw is None or raw.strip() == "":
+        return DEFAULT_RETRY_DELAYS
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigurationError(
+            f"App setting RetryDelaysSeconds={raw!r} must be comma-separated seconds, e.g. '5,10,20'."
+        ) from None
+    if any(d < 0 for d in delays):
+        raise ConfigurationError("App setting RetryDelaysSeconds must not contain negative delays.")
+    return delays
+
+
+def load_limits(env: Mapping[str, str] | None = None) -> Limits:
+    env = os.environ if env is None else env
+    return Limits(
+        max_pixels=_int_setting(env, "MaxImagePixels", Limits.max_pixels),
+        max_bytes_read=_int_setting(env, "MaxBytesRead", Limits.max_bytes_read),
+        head_bytes=_int_setting(env, "HeadBytes", Limits.head_bytes),
+    )
+
+
+def sql_connection_string(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    value = env.get("SqlConnectionString", "")
+    check_sql_connection_string(value)
+    return value
+
+
+def storage_connection_string(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    value = env.get("AzureWebJobsStorage", "").strip()
+    if not value:
+        raise ConfigurationError(
+            "App setting AzureWebJobsStorage is empty. Locally set it to "
+            "'UseDevelopmentStorage=true' and start Azurite (make azurite); on Azure set it "
+            "to the storage account's connection string."
+        )
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    return Settings(
+        sql_connection_string=sql_connection_string(env),
+        storage_connection_string=storage_connection_string(env),
+        limits=load_limits(env),
+        retry_delays=parse_retry_delays(env.get("RetryDelaysSeconds")),
+    )
+
+
+_PAIR = re.compile(r"\s*([^=;]+?)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)\s*(?:;|$)")
+
+
+def parse_odbc_connection_string(value: str) -> dict[str, str]:
+    """Split an ODBC connection string into lower-cased keys and raw values."""
+    pairs: dict[str, str] = {}
+    pos = 0
+    text = value.strip()
+    while pos < len(text):
+        match = _PAIR.match(text, pos)
+        if not match or match.end() == pos:
+            raise ConfigurationError(
+                f"SqlConnectionString is malformed near {text[pos:pos + 30]!r}. {_SQL_HELP}"
+            )
+        key, raw = match.group(1), match.group(2).strip()
+        if raw.startswith("{") and raw.endswith("}"):
+            raw = raw[1:-1].replace("}}", "}")
+        pairs[key.lower()] = raw
+        pos = match.end()
+    return pairs
+
+
+def check_sql_connection_string(value: str) -> dict[str, str]:
+    """Validate the shape (not the reachability) of the connection string."""
+    if not value or not value.strip():
+        raise ConfigurationError(f"App setting SqlConnectionString is missing or empty. {_SQL_HELP}")
+    pairs = parse_odbc_connection_string(value)
+    if "driver" not in pairs and "dsn" not in pairs:
+        raise ConfigurationError(
+            "SqlConnectionString names no ODBC Driver (or DSN); pyodbc needs one, e.g. "
+            f"'Driver={{ODBC Driver 18 for SQL Server}};...'. {_SQL_HELP}"
+        )
+    return pairs
