@@ -89,6 +89,15 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
+def _total_size(content_range: str | None, fallback: int) -> int:
+    """The blob's full size from 'bytes 0-65535/200000' (the range response's own size is the range)."""
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1].strip()
+        if total.isdigit():
+            return int(total)
+    return fallback
+
+
 @dataclass
 class BlobHead:
     """The first bytes of a blob version plus what the same response told us."""
@@ -132,16 +141,35 @@ class BlobReader:
 
     def head(self, length: int) -> BlobHead:
         """One ranged GET for the first bytes; its headers give size, ETag and type."""
-        downloader = self._download(0, length)
+        try:
+            downloader = self._download(0, length)
+        except HttpResponseError as exc:
+            if exc.status_code == 416:  # a ranged read of an empty blob
+                return self._empty_head()
+            raise
         data = downloader.readall()
         props = downloader.properties
+        total = _total_size(props.content_range, len(data))
         return BlobHead(
             data=data,
-            size=int(props.size or 0),
+            size=total,
             etag=normalise_etag(props.etag),
             content_type=props.content_settings.content_type if props.content_settings else None,
             last_modified=_iso(props.last_modified),
         )
+
+    def _empty_head(self) -> BlobHead:
+        def call() -> Any:
+            return self._client.get_blob_properties(**self._conditions())
+
+        try:
+            props = storage_call(self._conn, f"read properties of {self.ref.name!r}", call)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            raise BlobGone("blob was deleted or overwritten before it could be read") from None
+        self.requests += 1
+        return BlobHead(b"", int(props.size or 0), normalise_etag(props.etag),
+                        props.content_settings.content_type if props.content_settings else None,
+                        _iso(props.last_modified))
 
     def fetch(self, offset: int, length: int) -> bytes:
         return self._download(offset, length).readall()

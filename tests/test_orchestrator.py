@@ -1,0 +1,219 @@
+"""ImageOrchestrator driven exactly as the host drives it, through the project's one engine.
+
+The real ``main`` from ImageOrchestrator/__init__.py receives context JSON with
+history (replay schema V3) and returns OrchestratorState JSON; activities are
+stand-ins here so each failure mode can be produced on demand (the end-to-end
+tests run the real ones).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+import pytest
+
+from devhost import protocol as p
+from devhost.engine import Engine, ManualClock
+from devhost.functions import discover, registries
+from shared.models import BlobRef
+from shared.orchestration import orchestration_input
+
+DELAYS = (5.0, 10.0, 20.0)
+BLOB = BlobRef("images-input", "holiday/eiffel.jpg", "0x8DC", size=2048,
+               last_modified="2026-01-01T10:00:00+00:00")
+
+
+class Script:
+    """Activity stand-ins that answer from a queue of planned outcomes and log their inputs."""
+
+    def __init__(self, extract: list[Any], store: list[Any]) -> None:
+        self.plan = {"ExtractMetadata": list(extract), "StoreMetadata": list(store)}
+        self.calls: list[tuple[str, Any]] = []
+
+    def activity(self, name: str):
+        def run(payload: Any) -> Any:
+            self.calls.append((name, payload))
+            planned = self.plan[name].pop(0) if len(self.plan[name]) > 1 else self.plan[name][0]
+            if isinstance(planned, Exception):
+                raise planned
+            return planned
+
+        return run
+
+
+OK_EXTRACT = {"outcome": "ok", "size_bytes": 2048,
+              "metadata": {"format": "JPEG", "width": 640, "height": 480}}
+OK_STORE = {"outcome": "ok", "applied": True}
+TRANSIENT = {"outcome": "transient", "reason": "SQL error 40613: database is not currently available"}
+
+
+@pytest.fixture(scope="module")
+def orchestrators() -> dict[str, Any]:
+    return registries(discover())[0]
+
+
+def run(orchestrators: dict[str, Any], script: Script, delays=DELAYS) -> tuple[Engine, dict[str, Any]]:
+    engine = Engine(":memory:", orchestrators,
+                    {n: script.activity(n) for n in ("ExtractMetadata", "StoreMetadata")}, ManualClock())
+    engine.start("ImageOrchestrator", "img-test", json.dumps(orchestration_input(BLOB, delays)))
+    engine.run_until_idle()
+    status = engine.status("img-test", show_history=True)
+    assert status is not None
+    return engine, status
+
+
+def names(script: Script) -> list[str]:
+    return [n for n, _ in script.calls]
+
+
+def events(status: dict[str, Any], kind: int) -> list[dict[str, Any]]:
+    return [e for e in status["historyEvents"] if e["EventType"] == kind]
+
+
+def test_happy_path_extracts_then_stores_processed_row(orchestrators):
+    script = Script([OK_EXTRACT], [OK_STORE])
+    _, status = run(orchestrators, script)
+    assert status["runtimeStatus"] == "Completed"
+    assert names(script) == ["ExtractMetadata", "StoreMetadata"]
+    assert script.calls[0][1] == {"blob": BLOB.to_dict()}
+    record = script.calls[1][1]["record"]
+    assert record["status"] == "processed" and record["error"] is None
+    assert record["metadata"]["width"] == 640 and record["size_bytes"] == 2048
+    assert record["instance_id"] == "img-test" and record["etag"] == "0x8DC"
+    assert status["output"]["status"] == "processed"
+    assert status["customStatus"]["stage"] == "done"
+    assert not events(status, p.TIMER_CREATED)
+
+
+def test_transient_failure_is_retried_on_durable_timers_then_succeeds(orchestrators):
+    script = Script([TRANSIENT, TRANSIENT, OK_EXTRACT], [OK_STORE])
+    _, status = run(orchestrators, script)
+    assert status["runtimeStatus"] == "Completed"
+    assert names(script) == ["ExtractMetadata"] * 3 + ["StoreMetadata"]
+    timers = events(status, p.TIMER_CREATED)
+    starts = {e["EventId"]: e for e in events(status, p.TASK_SCHEDULED)}
+    assert len(timers) == 2
+    waited = [p.parse_timestamp(t["FireAt"]) - p.parse_timestamp(t["Timestamp"]) for t in timers]
+    assert waited == [timedelta(seconds=5), timedelta(seconds=10)]
+    assert len(starts) == 4
+
+
+def test_crashed_activity_counts_as_transient(orchestrators):
+    script = Script([RuntimeError("worker process exited"), OK_EXTRACT], [OK_STORE])
+    _, status = run(orchestrators, script)
+    assert status["runtimeStatus"] == "Completed"
+    assert len(events(status, p.TASK_FAILED)) == 1
+
+
+def test_retries_exhausted_record_failed_row_then_instance_fails(orchestrators):
+    script = Script([OK_EXTRACT], [TRANSIENT])
+    _, status = run(orchestrators, script)
+    assert status["runtimeStatus"] == "Failed"
+    # 1 try + one per delay, then one best-effort write of the failed row.
+    assert names(script) == ["ExtractMetadata"] + ["StoreMetadata"] * (len(DELAYS) + 2)
+    last = script.calls[-1][1]["record"]
+    assert last["status"] == "failed" and "40613" in last["error"]
+    assert "after 4 attempt(s)" in status["output"]
+    assert status["customStatus"]["stage"] == "failed"
+
+
+def test_extraction_never_succeeding_records_failed_row(orchestrators):
+    script = Script([TRANSIENT], [OK_STORE])
+    _, status = run(orchestrators, script, delays=(1.0,))
+    assert status["runtimeStatus"] == "Failed"
+    assert names(script) == ["ExtractMetadata", "ExtractMetadata", "StoreMetadata"]
+    assert script.calls[-1][1]["record"]["status"] == "failed"
+    assert status["customStatus"]["failedRowRecorded"] is True
+
+
+def test_rejected_image_is_stored_with_reason_and_not_retried(orchestrators):
+    rejected = {"outcome": "rejected", "reason": "not a supported image", "size_bytes": 12}
+    script = Script([rejected], [OK_STORE])
+    _, status = run(orchestrators, script)
+    assert status["runtimeStatus"] == "Completed"
+    assert names(script) == ["ExtractMetadata", "StoreMetadata"]
+    record = script.calls[1][1]["record"]
+    assert record["status"] == "rejected" and record["error"] == "not a supported image"
+    assert status["output"]["status"] == "rejected"
+
+
+def test_permanent_store_error_is_not_retried(orchestrators):
+    permanent = {"outcome": "permanent", "reason": "ODBC driver 'X' is not installed"}
+    script = Script([OK_EXTRACT], [permanent])
+    _, status = run(orchestrators, script)
+    assert status["runtimeStatus"] == "Failed"
+    assert names(script) == ["ExtractMetadata", "StoreMetadata", "StoreMetadata"]
+    assert not events(status, p.TIMER_CREATED)
+
+
+def test_replay_of_full_history_is_deterministic(orchestrators):
+    script = Script([TRANSIENT, OK_EXTRACT], [OK_STORE])
+    _, status = run(orchestrators, script)
+    history = [e for e in status["historyEvents"] if e["EventType"] != p.EXECUTION_COMPLETED]
+    ctx = p.context_json("img-test", json.dumps(orchestration_input(BLOB, DELAYS)), history, [])
+    main = orchestrators["ImageOrchestrator"]
+    first, second = json.loads(main(ctx)), json.loads(main(ctx))
+    assert first == second
+    assert first["isDone"] is True
+    kinds = [a["actionType"] for a in p.flatten(first["actions"])]
+    assert kinds == [p.CALL_ACTIVITY, p.CREATE_TIMER, p.CALL_ACTIVITY, p.CALL_ACTIVITY]
+
+
+def test_engine_fails_instance_whose_replay_disagrees_with_history(orchestrators):
+    script = Script([TRANSIENT, OK_EXTRACT], [OK_STORE])
+    engine = Engine(":memory:", orchestrators,
+                    {n: script.activity(n) for n in ("ExtractMetadata", "StoreMetadata")}, ManualClock())
+    engine.start("ImageOrchestrator", "img-x", json.dumps(orchestration_input(BLOB, DELAYS)))
+    engine.process_episodes()
+    # Tamper with the recorded history as a changed orchestrator would see it.
+    row = engine.db.execute("SELECT history FROM instances").fetchone()
+    history = json.loads(row[0])
+    for e in history:
+        if e["EventType"] == p.TASK_SCHEDULED:
+            e["Name"] = "SomethingElse"
+    engine.db.execute("UPDATE instances SET history = ?", (json.dumps(history),))
+    engine.run_until_idle()
+    status = engine.status("img-x")
+    assert status["runtimeStatus"] == "Failed"
+    assert "Non-Deterministic" in status["output"] and "SomethingElse" in status["output"]
+
+
+def _retrying(context: df.DurableOrchestrationContext):
+    result = yield context.call_activity_with_retry("Flaky", df.RetryOptions(1000, 3), "go")
+    return result
+
+
+def test_engine_runs_call_activity_with_retry_as_the_extension_does():
+    attempts: list[str] = []
+
+    def flaky(value: str) -> str:
+        attempts.append(value)
+        if len(attempts) < 3:
+            raise ConnectionError("try again")
+        return "done"
+
+    engine = Engine(":memory:", {"R": df.Orchestrator.create(_retrying)}, {"Flaky": flaky}, ManualClock())
+    engine.start("R", "r1", json.dumps(None))
+    engine.run_until_idle()
+    status = engine.status("r1", show_history=True)
+    assert status["runtimeStatus"] == "Completed" and status["output"] == "done"
+    assert len(attempts) == 3
+    assert len(events(status, p.TIMER_CREATED)) == 2
+
+
+def test_engine_retry_exhaustion_waits_for_the_final_timer_then_fails():
+    def broken(value: str) -> str:
+        raise ConnectionError("still down")
+
+    engine = Engine(":memory:", {"R": df.Orchestrator.create(_retrying)}, {"Flaky": broken}, ManualClock())
+    engine.start("R", "r2", json.dumps(None))
+    engine.run_until_idle()
+    status = engine.status("r2", show_history=True)
+    assert status["runtimeStatus"] == "Failed"
+    assert "still down" in status["output"]
+    assert len(events(status, p.TASK_SCHEDULED)) == 3
+    # one timer between attempts, plus the one after the last failure that the SDK waits for
+    assert len(events(status, p.TIMER_CREATED)) == 3
