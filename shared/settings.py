@@ -110,7 +110,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-_PAIR = re.compile(r"\s*([^=;]+?)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)\s*(?:;|$)")
+_PAIR = re.compile(r"\s*([^=;{}]+?)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;{][^;]*|)\s*(?:;|$)")
 
 
 def parse_odbc_connection_string(value: str) -> dict[str, str]:
