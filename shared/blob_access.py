@@ -23,7 +23,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobServiceClient, ContentSettings
+from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
 
 from shared.errors import ConfigurationError, RejectedInput, StorageUnavailableError
 from shared.models import BlobRef, normalise_etag
@@ -40,7 +40,10 @@ def service_client(connection_string: str) -> BlobServiceClient:
     """One client (and connection pool) per account, reused across invocations."""
     try:
         return BlobServiceClient.from_connection_string(
-            connection_string, retry_total=2, retry_backoff_factor=0.2,
+            connection_string,
+            # Short in-call retries: the orchestrator retries durably, minutes apart.
+            retry_policy=ExponentialRetry(initial_backoff=0.5, increment_base=1, retry_total=2,
+                                         random_jitter_range=0.2),
             connection_timeout=5, read_timeout=30,
         )
     except ValueError as exc:
@@ -226,3 +229,14 @@ def list_blob_refs(connection_string: str, container: str) -> Iterator[BlobRef]:
             url=f"{client.url}/{props.name}",
             content_type=props.content_settings.content_type if props.content_settings else None,
         )
+
+
+def check_storage(connection_string: str) -> str | None:
+    """None when the account answers; otherwise what is wrong and how to fix it."""
+    try:
+        client = service_client(connection_string)
+        storage_call(connection_string, "list containers",
+                     lambda: next(iter(client.list_containers(results_per_page=1)), None))
+    except (StorageUnavailableError, ConfigurationError) as exc:
+        return str(exc)
+    return None
