@@ -1,0 +1,41 @@
+# Newcomer commands: `make demo` (the pipeline on Azurite + SQLite) and `make test`.
+PY := .venv/bin/python
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo    - install what is missing, run the pipeline end to end on sample images"
+	@echo "make test    - install what is missing, run every test (real Azurite, SQLite, PostgreSQL)"
+	@echo "make run     - Azurite + local host, watching images-input until Ctrl-C"
+	@echo "make upload FILES='a.jpg dir/'  - upload files or folders into images-input"
+	@echo "make show [FORMAT=table|json|csv] - print the ImageMetadata table"
+	@echo "make bench   - extraction benchmark against exiftool and ImageMagick"
+	@echo "make lint    - ruff"
+
+setup:
+	@bash scripts/bootstrap.sh demo
+
+setup-test:
+	@bash scripts/bootstrap.sh test
+
+demo: setup
+	$(PY) -m devhost demo
+
+run: setup
+	$(PY) -m devhost run
+
+upload: setup
+	$(PY) -m devhost upload $(FILES)
+
+show: setup
+	$(PY) -m devhost show --format $(or $(FORMAT),table)
+
+test: setup-test
+	$(PY) -m pytest -q
+
+lint: setup-test
+	$(PY) -m ruff check .
+
+bench: setup-test
+	$(PY) -m bench.extraction
+
+.PHONY: help setup setup-test demo run upload show test lint bench

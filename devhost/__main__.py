@@ -1,0 +1,239 @@
+"""Command line: python -m devhost {demo,run,host,upload,show}."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import csv
+import json
+import logging
+import mimetypes
+import os
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from devhost.functions import APP_ROOT
+from devhost.host import HostConfig, LocalHost, load_local_settings, run_host
+from devhost.services import Azurite, ServiceError, storage_connection_string
+from shared.blob_access import check_storage, ensure_container, upload_bytes
+from shared.errors import PipelineError
+from shared.settings import INPUT_CONTAINER, check_sql_connection_string, parse_odbc_connection_string
+from shared.sql_store import SqlStore, connect
+
+LOCAL = APP_ROOT / ".local"
+TABLE_COLUMNS = ("BlobName", "Status", "Format", "Width", "Height", "FileSizeKB", "CameraModel",
+                 "CapturedAt", "GpsLatitude", "GpsLongitude", "Error")
+
+
+def _settings(azurite_port: int | None = None) -> dict[str, str]:
+    values = load_local_settings()
+    if azurite_port is not None and values.get("AzureWebJobsStorage") == "UseDevelopmentStorage=true":
+        values["AzureWebJobsStorage"] = storage_connection_string(azurite_port)
+    values.setdefault("SqlConnectionString", "")
+    values["SqlConnectionString"] = _absolute_sqlite(values["SqlConnectionString"])
+    return values
+
+
+def _absolute_sqlite(cs: str) -> str:
+    """Resolve a relative SQLite path against the app root (where `func start` runs) and make its folder."""
+    try:
+        pairs = parse_odbc_connection_string(cs)
+    except PipelineError:
+        return cs
+    if pairs.get("driver", "").lower().startswith("sqlite") and pairs.get("database"):
+        path = Path(pairs["database"])
+        if not path.is_absolute():
+            path = APP_ROOT / path
+            cs = cs.replace(pairs["database"], str(path), 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return cs
+
+
+def _preflight_sql(cs: str) -> None:
+    check_sql_connection_string(cs)
+    connect(cs).close()
+
+
+def _print_rows(rows: list[dict[str, Any]], fmt: str, out: Any = sys.stdout) -> None:
+    if fmt == "json":
+        json.dump(rows, out, indent=2, default=str, ensure_ascii=False)
+        out.write("\n")
+        return
+    if fmt == "csv":
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return
+    def cell(value: Any, width: int = 38, column: str = "") -> str:
+        if value is None:
+            text = ""
+        elif isinstance(value, (float, Decimal)):
+            text = f"{value:.2f}" if column == "FileSizeKB" else f"{value:.5f}"
+        else:
+            text = str(value).removesuffix(".000000")
+        return text if len(text) <= width else text[: width - 1] + "…"
+    table = [[cell(r.get(c), column=c) for c in TABLE_COLUMNS] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in table]) for i, c in enumerate(TABLE_COLUMNS)]
+    line = "  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths, strict=True))
+    out.write(line + "\n" + "  ".join("-" * w for w in widths) + "\n")
+    for row in table:
+        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + "\n")
+    out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
+
+
+def _collect(paths: list[str]) -> list[tuple[Path, str]]:
+    files: list[tuple[Path, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += [(f, f.relative_to(path).as_posix()) for f in sorted(path.rglob("*")) if f.is_file()]
+        elif path.is_file():
+            files.append((path, path.name))
+        else:
+            raise SystemExit(f"upload: {raw!r} is neither a file nor a folder")
+    return files
+
+
+def upload_files(conn: str, files: list[tuple[str, bytes]], quiet: bool = False) -> list[Any]:
+    ensure_container(conn, INPUT_CONTAINER)
+    refs: list[Any] = []
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(upload_bytes, conn, INPUT_CONTAINER, name, data,
+                               mimetypes.guess_type(name)[0]) for name, data in files]
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            refs.append(future.result())
+            if not quiet and (done % 50 == 0 or done == len(files)):
+                print(f"uploaded {done}/{len(files)}", flush=True)
+    return refs
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    values = _settings(args.azurite_port)
+    conn = values["AzureWebJobsStorage"]
+    problem = check_storage(conn)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    upload_files(conn, [(name, path.read_bytes()) for path, name in _collect(args.paths)])
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    cs = _settings()["SqlConnectionString"]
+    _print_rows(SqlStore(cs).rows(), args.format)
+    return 0
+
+
+def _host_config(values: dict[str, str], state: Path, port: int = 0, workers: int = 4) -> HostConfig:
+    return HostConfig(state_dir=state, port=port, workers=workers, settings=values)
+
+
+def cmd_host(args: argparse.Namespace) -> int:
+    """The host alone, on whatever storage AzureWebJobsStorage names (tests start it like this)."""
+    values = _settings(args.azurite_port)
+    config = _host_config(values, Path(args.state), args.port, args.workers)
+    config.poll_interval = args.poll_interval
+    asyncio.run(run_host(config, ready=lambda h: print(f"host ready on port {h.port}", flush=True)))
+    return 0
+
+
+def _start_stack(port: int) -> tuple[Azurite, dict[str, str]]:
+    values = _settings(port)
+    _preflight_sql(values["SqlConnectionString"])
+    azurite = Azurite.start(port=port, location=LOCAL / "azurite", log=LOCAL / "azurite.log")
+    ensure_container(values["AzureWebJobsStorage"], INPUT_CONTAINER)
+    return azurite, values
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    LOCAL.mkdir(exist_ok=True)
+    azurite, values = _start_stack(args.azurite_port)
+    print(f"Azurite on 127.0.0.1:{azurite.port}; watching '{INPUT_CONTAINER}'. Upload with "
+          "'make upload FILES=...', see rows with 'make show'. Ctrl-C stops.", flush=True)
+    try:
+        asyncio.run(run_host(_host_config(values, LOCAL / "host", args.port)))
+    finally:
+        azurite.stop()
+    print("stopped Azurite and the host")
+    return 0
+
+
+async def _demo(values: dict[str, str], timeout: float) -> int:
+    from devhost.samples import demo_images
+
+    host = LocalHost(_host_config(values, LOCAL / "host"))
+    serving = asyncio.create_task(host.serve())
+    try:
+        images = demo_images()
+        loop = asyncio.get_running_loop()
+        refs = await loop.run_in_executor(None, upload_files, values["AzureWebJobsStorage"],
+                                          list(images.items()))
+        print(f"uploaded {len(refs)} sample blobs to '{INPUT_CONTAINER}'; waiting for their rows…", flush=True)
+        store = SqlStore(values["SqlConnectionString"])
+        wanted = {(r.name, r.etag) for r in refs}
+        deadline = time.monotonic() + timeout
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            rows = [r for r in store.rows() if (r["BlobName"], r["ETag"]) in wanted]
+            if len(rows) == len(wanted):
+                break
+            await asyncio.sleep(0.2)
+        _print_rows(rows, "table")
+        if len(rows) != len(wanted):
+            missing = sorted(n for n, e in wanted if (n, e) not in {(r["BlobName"], r["ETag"]) for r in rows})
+            print(f"error: no row after {timeout:.0f} s for {missing}; see .local/azurite.log", file=sys.stderr)
+            return 1
+        print(f"all {len(rows)} uploads indexed in ImageMetadata "
+              f"({sum(r['Status'] == 'processed' for r in rows)} processed, "
+              f"{sum(r['Status'] == 'rejected' for r in rows)} rejected)")
+        return 0
+    finally:
+        host.stop()
+        await serving
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    LOCAL.mkdir(exist_ok=True)
+    azurite, values = _start_stack(args.azurite_port)
+    try:
+        return asyncio.run(_demo(values, args.timeout))
+    finally:
+        azurite.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet = bool(argv or sys.argv[1:]) and (argv or sys.argv[1:])[-1] in ("demo", "show")
+    logging.basicConfig(level=os.environ.get("DEVHOST_LOG", "ERROR" if quiet else "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
+    parser.add_argument("--azurite-port", type=int, default=int(os.environ.get("AZURITE_PORT", "10000")))
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="index the sample images end to end, print the table, stop")
+    demo.add_argument("--timeout", type=float, default=120)
+    run = sub.add_parser("run", help="Azurite + host until Ctrl-C")
+    run.add_argument("--port", type=int, default=0)
+    host = sub.add_parser("host", help="the host alone, on the configured storage")
+    host.add_argument("--state", required=True)
+    host.add_argument("--port", type=int, default=0)
+    host.add_argument("--workers", type=int, default=4)
+    host.add_argument("--poll-interval", type=float, default=0.5)
+    upload = sub.add_parser("upload", help="upload files or folders into images-input")
+    upload.add_argument("paths", nargs="+")
+    show = sub.add_parser("show", help="print the ImageMetadata table")
+    show.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    args = parser.parse_args(argv)
+    handlers = {"demo": cmd_demo, "run": cmd_run, "host": cmd_host, "upload": cmd_upload, "show": cmd_show}
+    try:
+        return handlers[args.command](args)
+    except (ServiceError, PipelineError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The local host: blob trigger, durable client endpoint and orchestration engine in one process.
+
+It does what the Functions host and the Durable extension do for this app:
+polls the trigger's container, keeps a durable receipt per blob version so each
+version fires once (across restarts too), passes poison blobs aside after a
+bounded number of failed starts, serves the client HTTP API on 127.0.0.1, and
+drives orchestrations and activities (a bounded thread pool) through the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from azure.functions.blob import InputStream
+
+from devhost.client_api import build_app, client_binding
+from devhost.engine import Engine, WorkItem
+from devhost.functions import APP_ROOT, FunctionSpec, discover, registries
+from shared.blob_access import list_blob_refs
+from shared.models import BlobRef
+
+log = logging.getLogger("devhost")
+
+_RECEIPTS = """
+CREATE TABLE IF NOT EXISTS receipts (
+    function TEXT NOT NULL, container TEXT NOT NULL, name TEXT NOT NULL, etag TEXT NOT NULL,
+    status TEXT NOT NULL, tries INTEGER NOT NULL, reason TEXT, updated_at REAL NOT NULL,
+    PRIMARY KEY (function, container, name, etag)
+)
+"""
+
+
+def load_local_settings(app_root: Path = APP_ROOT) -> dict[str, str]:
+    """local.settings.json Values, as `func start` reads them; environment variables win."""
+    path = app_root / "local.settings.json"
+    values = json.loads(path.read_text()).get("Values", {}) if path.exists() else {}
+    merged = {k: str(v) for k, v in values.items()}
+    merged.update({k: os.environ[k] for k in merged if k in os.environ})
+    return merged
+
+
+def apply_settings(values: dict[str, str]) -> None:
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
+
+
+def kill_point(name: str) -> None:
+    """Test hook: DEVHOST_KILL_AT=point:n SIGKILLs this process the n-th time it passes point."""
+    spec = os.environ.get("DEVHOST_KILL_AT", "")
+    if not spec.startswith(name + ":"):
+        return
+    counter = _KILL_COUNTS[name] = _KILL_COUNTS.get(name, 0) + 1
+    if counter >= int(spec.split(":", 1)[1]):
+        log.warning("DEVHOST_KILL_AT reached %s #%d: SIGKILL", name, counter)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_KILL_COUNTS: dict[str, int] = {}
+
+
+@dataclass
+class HostConfig:
+    state_dir: Path
+    port: int = 0
+    workers: int = 4
+    poll_interval: float = 0.5
+    max_start_tries: int = 5
+    task_hub: str = "ImageIndexHub"
+    app_root: Path = APP_ROOT
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BlobWatch:
+    spec: FunctionSpec
+    container: str
+    connection_string: str
+    client_param: str
+
+
+class LocalHost:
+    def __init__(self, config: HostConfig) -> None:
+        self.config = config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        apply_settings(config.settings)
+        self.specs = discover(config.app_root)
+        orchestrators, activities = registries(self.specs)
+        self.engine = Engine(str(config.state_dir / "durable.db"), orchestrators,
+                             {n: self._with_kill_points(fn) for n, fn in activities.items()})
+        self.engine.db.execute(_RECEIPTS)
+        self.watches = [self._watch_for(s) for s in self.specs.values() if s.trigger["type"] == "blobTrigger"]
+        self.pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="activity")
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._inflight: dict[int, asyncio.Future] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.stats = {"episodes": 0, "activities": 0, "starts": 0, "poll_seconds": 0.0}
+
+    @staticmethod
+    def _with_kill_points(fn: Any) -> Any:
+        def run(payload: Any) -> Any:
+            kill_point("activity-start")
+            result = fn(payload)
+            kill_point("activity-done")
+            return result
+
+        return run
+
+    def _watch_for(self, spec: FunctionSpec) -> BlobWatch:
+        trigger = spec.trigger
+        container = trigger["path"].split("/", 1)[0]
+        setting = trigger.get("connection") or "AzureWebJobsStorage"
+        conn = os.environ.get(setting, "")
+        if not conn:
+            raise RuntimeError(f"{spec.name}: app setting {setting!r} (the trigger's connection) is empty")
+        client = spec.binding("durableClient")
+        if client is None:
+            raise RuntimeError(f"{spec.name}: a blob-triggered starter needs a durableClient binding")
+        return BlobWatch(spec, container, conn, client["name"])
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        self.engine.on_change = self._wake.set
+        self._runner = web.AppRunner(build_app(self.engine), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.config.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise RuntimeError(f"cannot listen on 127.0.0.1:{self.config.port} for the durable client "
+                               f"API ({exc.strerror}); is another host running? Choose another port.") from None
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.binding = client_binding(f"http://127.0.0.1:{self.port}/durabletask/", self.config.task_hub)
+        log.info("durable client API on http://127.0.0.1:%d/durabletask/", self.port)
+
+    async def serve(self) -> None:
+        """Run until stop() (or SIGTERM/SIGINT when installed by the caller)."""
+        await self.start()
+        tasks = [asyncio.create_task(self._dispatch())]
+        tasks += [asyncio.create_task(self._poll(w)) for w in self.watches]
+        await self._stopping.wait()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._inflight:
+            await asyncio.wait(list(self._inflight.values()), timeout=30)
+        await self.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def close(self) -> None:
+        from azure.durable_functions.models.utils import http_utils
+
+        await http_utils._close_session()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
+
+    # -- blob trigger -----------------------------------------------------------
+    def _receipt(self, watch: BlobWatch, ref: BlobRef) -> tuple[str, int] | None:
+        row = self.engine.db.execute(
+            "SELECT status, tries FROM receipts WHERE function = ? AND container = ? AND name = ? AND etag = ?",
+            (watch.spec.name, ref.container, ref.name, ref.etag)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def _write_receipt(self, watch: BlobWatch, ref: BlobRef, status: str, tries: int, reason: str | None) -> None:
+        self.engine.db.execute(
+            "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (watch.spec.name, ref.container, ref.name, ref.etag, status, tries, reason, time.time()))
+
+    async def _poll(self, watch: BlobWatch) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            started = time.perf_counter()
+            try:
+                refs = await loop.run_in_executor(None, lambda: list(list_blob_refs(watch.connection_string,
+                                                                                   watch.container)))
+            except Exception as exc:  # noqa: BLE001 - storage down: say so, keep polling
+                log.error("blob trigger %s: %s", watch.spec.name, exc)
+                refs = []
+            for ref in refs:
+                receipt = self._receipt(watch, ref)
+                if receipt is not None and receipt[0] in ("done", "poison"):
+                    continue
+                await self._fire(watch, ref, (receipt or ("", 0))[1])
+            self.stats["poll_seconds"] += time.perf_counter() - started
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.config.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def _fire(self, watch: BlobWatch, ref: BlobRef, tries: int) -> None:
+        stream = InputStream(
+            data=b"", name=f"{ref.container}/{ref.name}", length=ref.size, uri=ref.url,
+            blob_properties={"ETag": f'"{ref.etag}"', "ContentLength": ref.size,
+                             "LastModified": ref.last_modified, "ContentType": ref.content_type},
+        )
+        try:
+            await watch.spec.main(**{watch.spec.trigger["name"]: stream, watch.client_param: self.binding})
+        except Exception as exc:  # noqa: BLE001 - a failing starter is retried, then poisoned
+            tries += 1
+            reason = f"{type(exc).__name__}: {exc}"
+            status = "poison" if tries >= self.config.max_start_tries else "retry"
+            self._write_receipt(watch, ref, status, tries, reason)
+            log.error("%s failed for %r (try %d): %s%s", watch.spec.name, ref.name, tries, reason,
+                      " -> poison" if status == "poison" else "")
+            return
+        self.stats["starts"] += 1
+        kill_point("after-start")
+        self._write_receipt(watch, ref, "done", tries + 1, None)
+
+    def poison(self) -> list[dict[str, Any]]:
+        rows = self.engine.db.execute("SELECT container, name, etag, tries, reason FROM receipts "
+                                      "WHERE status = 'poison'").fetchall()
+        return [dict(zip(("container", "name", "etag", "tries", "reason"), r, strict=True)) for r in rows]
+
+    # -- orchestrations and activities -----------------------------------------------
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            self._wake.clear()
+            episodes = self.engine.process_episodes()
+            if episodes:
+                self.stats["episodes"] += episodes
+                kill_point("after-episode")
+            self.engine.fire_due_timers()
+            free = self.config.workers - len(self._inflight)
+            if free > 0:
+                for item in self.engine.ready_activities(set(self._inflight), free):
+                    future = loop.run_in_executor(self.pool, self.engine.execute_activity, item)
+                    self._inflight[item.id] = future
+                    future.add_done_callback(lambda f, i=item: self._activity_done(i, f))
+            timeout = 0.5
+            due = self.engine.next_timer_due()
+            if due is not None:
+                timeout = max(0.0, min(timeout, (due - self.engine.clock.now()).total_seconds()))
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    def _activity_done(self, item: WorkItem, future: asyncio.Future) -> None:
+        self._inflight.pop(item.id, None)
+        if future.cancelled():
+            return
+        self.engine.complete_activity(item, future.result())
+        self.stats["activities"] += 1
+        self._wake.set()
+
+
+async def run_host(config: HostConfig, ready: Any = None) -> LocalHost:
+    host = LocalHost(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, host.stop)
+    serving = asyncio.create_task(host.serve())
+    while not host.port and not serving.done():
+        await asyncio.sleep(0.01)
+    if ready is not None and host.port:
+        ready(host)
+    await serving
+    return host
+
+
+def status_of(db_path: Path) -> dict[str, int]:
+    """Instance counts by runtime status, read from a (possibly stopped) host's state."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return dict(conn.execute("SELECT status, COUNT(*) FROM instances GROUP BY status").fetchall())
+    finally:
+        conn.close()
