@@ -207,9 +207,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet = bool(argv or sys.argv[1:]) and (argv or sys.argv[1:])[-1] in ("demo", "show")
-    logging.basicConfig(level=os.environ.get("DEVHOST_LOG", "ERROR" if quiet else "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     parser.add_argument("--azurite-port", type=int, default=int(os.environ.get("AZURITE_PORT", "10000")))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="print the ImageMetadata table")
     show.add_argument("--format", choices=("table", "json", "csv"), default="table")
     args = parser.parse_args(argv)
+    quiet = args.command in ("demo", "show", "upload")
+    logging.basicConfig(level=os.environ.get("DEVHOST_LOG", "ERROR" if quiet else "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"demo": cmd_demo, "run": cmd_run, "host": cmd_host, "upload": cmd_upload, "show": cmd_show}
     try:
         return handlers[args.command](args)

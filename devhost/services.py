@@ -146,7 +146,13 @@ class Postgres:
         pg.start()
         return pg
 
+    def running(self) -> bool:
+        return self._as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(self.datadir), "status",
+                                 check=False).returncode == 0
+
     def start(self) -> None:
+        if self.running():
+            return
         self._as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(self.datadir), "-w", "-l",
                           str(self.datadir.parent / "log"), "-o",
                           f"-p {self.port} -k {self.datadir.parent} -h 127.0.0.1 -F", "start")
