@@ -67,6 +67,14 @@ def picture(size: tuple[int, int] = (64, 48), mode: str = "RGB", seed: int = 0) 
     return base.convert(mode)
 
 
+def noise(size: tuple[int, int], seed: int = 1) -> Image.Image:
+    """Incompressible pixels, for files that must be large."""
+    import random
+
+    rng = random.Random(seed)
+    return Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
+
+
 def encode(im: Image.Image, fmt: str, exif: Exif | None = None, **options: Any) -> bytes:
     out = io.BytesIO()
     if exif is not None:
@@ -122,3 +130,59 @@ def demo_images() -> dict[str, bytes]:
         "Ünïcødé 'quoted' \"name\" ✓.jpg": encode(picture((50, 50), seed=6), "JPEG"),
         "docs/readme.jpg": b"Not an image at all: a text file with a .jpg name.\n",
     }
+
+
+def _padded_icc(size: int) -> bytes:
+    """A real sRGB profile followed by padding, to push a JPEG's header past a given size."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return icc + b"\x00" * max(0, size - len(icc))
+
+
+HEMISPHERES = {"ne": (35.6585805, 139.7454329, 40.0), "nw": (40.6892494, -74.0445004, 10.5),
+               "se": (-33.8567844, 151.2152967, 5.0), "sw": (-22.9519173, -43.2104585, -12.5)}
+
+
+def oracle_corpus() -> dict[str, bytes]:
+    """Images with known metadata in every format and EXIF shape the extractor must get right."""
+    corpus: dict[str, bytes] = {}
+    base = picture((240, 160), seed=11)
+    for orientation in range(1, 9):
+        exif = Exif(orientation=orientation, make="Canon", model=f"EOS {orientation}D",
+                    taken=f"2021:0{orientation}:1{orientation} 0{orientation}:15:30", offset="-05:00")
+        corpus[f"orientation-{orientation}.jpg"] = encode(base, "JPEG", exif, quality=80)
+    for name, gps in HEMISPHERES.items():
+        exif = Exif(make="Apple", model="iPhone 15", taken="2023:07:04 12:00:00", gps=gps)
+        corpus[f"gps-{name}.jpg"] = encode(base, "JPEG", exif)
+    big = Exif(orientation=6, make="Nikon", model="Z 9", taken="2022:02:22 22:22:22", gps=HEMISPHERES["se"])
+    corpus["big-header.jpg"] = encode(picture((1200, 800), seed=3), "JPEG", big,
+                                      icc_profile=_padded_icc(150_000), quality=90)
+    corpus["progressive.jpg"] = encode(picture((500, 375), seed=4), "JPEG",
+                                       Exif(make="Fujifilm", model="X-T5"), progressive=True)
+    corpus["animated.gif"] = animated_gif(6, (48, 40))
+    corpus["static.gif"] = encode(picture((70, 50), seed=5).convert("P"), "GIF")
+    corpus["exif.png"] = encode(picture((90, 60), "RGBA", seed=6), "PNG",
+                                Exif(make="Google", model="Pixel 8", orientation=3))
+    corpus["plain.png"] = encode(picture((33, 44), "L", seed=7), "PNG")
+    corpus["exif.webp"] = encode(picture((128, 96), seed=8), "WEBP",
+                                 Exif(make="Samsung", model="S24", taken="2024:03:03 03:03:03"))
+    corpus["dir-at-end.tiff"] = encode(noise((320, 240)), "TIFF", Exif(make="Leica", model="M11"),
+                                       compression="tiff_deflate")
+    corpus["plain.tiff"] = encode(picture((64, 64), seed=10), "TIFF")
+    corpus["plain.bmp"] = encode(picture((41, 23), seed=12), "BMP")
+    try:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        corpus["phone.heic"] = encode(picture((160, 120), seed=13), "HEIF",
+                                      Exif(make="Apple", model="iPhone 16", orientation=6,
+                                           taken="2025:05:05 05:05:05", gps=HEMISPHERES["nw"]))
+    except ImportError:
+        pass
+    frames = [picture((100, 80), seed=s) for s in (14, 15)]
+    out = io.BytesIO()
+    frames[0].save(out, "MPO", save_all=True, append_images=frames[1:],
+                   exif=Exif(make="Fujifilm", model="FinePix REAL 3D W3").block())
+    corpus["stereo.mpo.jpg"] = out.getvalue()
+    return corpus

@@ -117,7 +117,8 @@ def _apply_exif(im: Image.Image, meta: ImageMetadata) -> None:
         exif = im.getexif()
     except Exception:  # noqa: BLE001 - a broken EXIF block costs the fields, not the image
         return
-    orientation = exif.get(TAG_ORIENTATION)
+    # pillow-heif rewrites the EXIF orientation to 1 and keeps the file's value aside.
+    orientation = im.info.get("original_orientation", exif.get(TAG_ORIENTATION))
     if isinstance(orientation, int) and 1 <= orientation <= 8:
         meta.orientation = orientation
     meta.camera_make = _text(exif.get(TAG_MAKE))
