@@ -94,12 +94,18 @@ class RangedFile(io.RawIOBase):
             index = run_end + 1
 
     def read(self, size: int = -1) -> bytes:
-        if self._pos >= self.size:
+        pos = self._pos
+        if pos >= self.size:
             return b""
-        end = self.size if size is None or size < 0 else min(self.size, self._pos + size)
-        if end <= self._pos:
+        end = self.size if size is None or size < 0 else min(self.size, pos + size)
+        if end <= pos:
             return b""
-        first, last = self._pos // self._chunk, (end - 1) // self._chunk
+        first, last = pos // self._chunk, (end - 1) // self._chunk
+        if first == last and first in self._chunks:  # the common case: Pillow's small header reads
+            base = first * self._chunk
+            data = self._chunks[first][pos - base : end - base]
+            self._pos = pos + len(data)
+            return data
         self._ensure(first, last)
         parts = []
         for i in range(first, last + 1):

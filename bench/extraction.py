@@ -1,0 +1,196 @@
+"""Extraction benchmark: our header-only extractor against exiftool and ImageMagick, same corpus, same run.
+
+    .venv/bin/python -m bench.extraction            (or: make bench)
+
+Reports images/s for each tool, bytes read and storage requests per image (through real
+Azurite ranged reads), and peak memory growth on a 100-megapixel JPEG. Results go to
+bench/results/extraction.json and are summarised on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.corpus import CORPUS, build, build_100mp
+from shared.extraction import extract_from_ranges
+from shared.settings import Limits
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def best_of(runs: int, measure) -> dict[str, Any]:
+    """The fastest of several runs, for every tool alike (the machine has other load)."""
+    return max((measure() for _ in range(runs)), key=lambda r: r["images_per_s"])
+
+
+def file_fetch(path: Path):
+    handle = open(path, "rb")
+
+    def fetch(offset: int, length: int) -> bytes:
+        handle.seek(offset)
+        return handle.read(length)
+
+    return handle, fetch
+
+
+def ours(files: list[Path], limits: Limits) -> dict[str, Any]:
+    start = time.perf_counter()
+    read, requests = [], []
+    for path in files:
+        handle, fetch = file_fetch(path)
+        with handle:
+            meta = extract_from_ranges(path.stat().st_size, fetch, limits)
+        read.append(meta.bytes_read)
+        requests.append(meta.read_requests)
+    elapsed = time.perf_counter() - start
+    return {"images_per_s": len(files) / elapsed, "seconds": elapsed}
+
+
+def exiftool_stay_open(files: list[Path]) -> dict[str, Any]:
+    proc = subprocess.Popen(["exiftool", "-stay_open", "True", "-@", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    assert proc.stdin and proc.stdout
+
+    def ask(path: Path) -> str:
+        proc.stdin.write(f"-json\n-fast\n{path}\n-execute\n")
+        proc.stdin.flush()
+        lines = []
+        for line in proc.stdout:
+            if line.strip() == "{ready}":
+                break
+            lines.append(line)
+        return "".join(lines)
+
+    ask(files[0])  # warm up: perl start-up and module loading are not per-image costs
+    start = time.perf_counter()
+    for path in files:
+        ask(path)
+    elapsed = time.perf_counter() - start
+    proc.stdin.write("-stay_open\nFalse\n")
+    proc.stdin.flush()
+    proc.wait(30)
+    return {"images_per_s": len(files) / elapsed, "seconds": elapsed}
+
+
+def one_process(cmd: list[str], files: list[Path]) -> dict[str, Any]:
+    start = time.perf_counter()
+    subprocess.run(cmd + [str(f) for f in files], check=False, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    return {"images_per_s": len(files) / elapsed, "seconds": elapsed}
+
+
+def through_azurite(files: list[Path], limits: Limits) -> dict[str, Any]:
+    """Bytes and requests per image over real HTTP ranged reads against Azurite."""
+    from devhost.services import Azurite, free_port
+    from shared.blob_access import BlobReader, ensure_container, upload_bytes
+
+    azurite = Azurite.start(port=free_port())
+    try:
+        ensure_container(azurite.connection_string, "images-input")
+        per_kind: dict[str, list[tuple[int, int]]] = {}
+        for path in files:
+            ref = upload_bytes(azurite.connection_string, "images-input", path.name, path.read_bytes())
+            reader = BlobReader(azurite.connection_string, ref)
+            head = reader.head(limits.head_bytes)
+            meta = extract_from_ranges(head.size, reader.fetch, limits, first_chunk=head.data)
+            assert meta.read_requests == reader.requests
+            kind = path.name.split("-")[0]
+            per_kind.setdefault(kind, []).append((meta.bytes_read, meta.read_requests))
+    finally:
+        azurite.stop()
+    summary = {}
+    for kind, values in sorted(per_kind.items()):
+        summary[kind] = {
+            "files": len(values),
+            "mean_bytes_read": round(statistics.mean(b for b, _ in values)),
+            "max_bytes_read": max(b for b, _ in values),
+            "mean_requests": round(statistics.mean(r for _, r in values), 3),
+            "one_request_le_64k": round(sum(1 for b, r in values if r == 1 and b <= 65536) / len(values), 4),
+        }
+    return summary
+
+
+def vm_hwm_kb() -> int:
+    """This process's peak resident memory. (ru_maxrss would include the parent's peak
+    inherited across fork, which is large here after generating the 100 MP image.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def memory_100mp() -> dict[str, Any]:
+    """Peak RSS growth while extracting a 100 MP JPEG, in a fresh process (nothing else allocated)."""
+    path = build_100mp()
+    code = (
+        "import sys\n"
+        "from bench.extraction import vm_hwm_kb\n"
+        "from bench.extraction import file_fetch\n"
+        "from shared.extraction import extract_from_ranges\n"
+        "from shared.settings import Limits\n"
+        "from pathlib import Path\n"
+        "p = Path(sys.argv[1])\n"
+        "before = vm_hwm_kb()\n"
+        "h, f = file_fetch(p)\n"
+        "m = extract_from_ranges(p.stat().st_size, f, Limits())\n"
+        "after = vm_hwm_kb()\n"
+        "print(after - before, m.width, m.height, m.bytes_read, m.read_requests)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout.split()
+    decode = subprocess.run([sys.executable, "-c",
+                             "import sys\nfrom PIL import Image\nfrom bench.extraction import vm_hwm_kb\n"
+                             "Image.MAX_IMAGE_PIXELS=None\nb=vm_hwm_kb()\n"
+                             "Image.open(sys.argv[1]).load()\nprint(vm_hwm_kb()-b)", str(path)],
+                            check=True, capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent).stdout.strip()
+    return {"file_bytes": path.stat().st_size, "pixels": int(out[1]) * int(out[2]),
+            "peak_rss_growth_kb": int(out[0]), "bytes_read": int(out[3]), "requests": int(out[4]),
+            "full_decode_rss_growth_kb": int(decode)}
+
+
+def main() -> int:
+    for tool in ("exiftool", "identify"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is missing: apt-get install libimage-exiftool-perl imagemagick", file=sys.stderr)
+            return 2
+    files = sorted(build(), key=lambda p: p.name)
+    limits = Limits()
+    total_mb = sum(f.stat().st_size for f in files) / 1e6
+    print(f"corpus: {len(files)} files, {total_mb:.1f} MB in {CORPUS}", flush=True)
+    for path in files[:50]:  # warm the page cache for everyone alike
+        path.read_bytes()
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "exiftool": subprocess.run(["exiftool", "-ver"], capture_output=True, text=True).stdout.strip()},
+        "corpus_files": len(files), "corpus_mb": round(total_mb, 1),
+    }
+    results["ours"] = best_of(3, lambda: ours(files, limits))
+    results["exiftool_stay_open"] = best_of(3, lambda: exiftool_stay_open(files))
+    results["exiftool_batch_fast_json"] = best_of(3, lambda: one_process(["exiftool", "-fast", "-json", "-q"],
+                                                                         files))
+    results["identify_ping"] = best_of(3, lambda: one_process(["identify", "-ping", "-format",
+                                                               "%m %w %h\n"], files))
+    base = results["exiftool_stay_open"]["images_per_s"]
+    for key in ("ours", "exiftool_stay_open", "exiftool_batch_fast_json", "identify_ping"):
+        results[key]["ratio_vs_exiftool_stay_open"] = round(results[key]["images_per_s"] / base, 2)
+    results["reads_through_azurite"] = through_azurite(files, limits)
+    results["memory_100mp_jpeg"] = memory_100mp()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "extraction.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
