@@ -129,7 +129,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _host_config(values: dict[str, str], state: Path, port: int = 0, workers: int = 4) -> HostConfig:
+def _host_config(values: dict[str, str], state: Path, port: int = 0, workers: int = 2) -> HostConfig:
     return HostConfig(state_dir=state, port=port, workers=workers, settings=values)
 
 
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     host = sub.add_parser("host", help="the host alone, on the configured storage")
     host.add_argument("--state", required=True)
     host.add_argument("--port", type=int, default=0)
-    host.add_argument("--workers", type=int, default=4)
+    host.add_argument("--workers", type=int, default=2)
     host.add_argument("--poll-interval", type=float, default=0.5)
     upload = sub.add_parser("upload", help="upload files or folders into images-input")
     upload.add_argument("paths", nargs="+")

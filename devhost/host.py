@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing as mp
 import os
 import signal
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from aiohttp import web
 from azure.functions.blob import InputStream
 
 from devhost.client_api import build_app, client_binding
-from devhost.engine import Engine, WorkItem
+from devhost.engine import Engine, WorkItem, invoke_activity
 from devhost.functions import APP_ROOT, FunctionSpec, discover, registries
 from shared.blob_access import list_blob_refs
 from shared.models import BlobRef
@@ -73,7 +74,7 @@ _KILL_COUNTS: dict[str, int] = {}
 class HostConfig:
     state_dir: Path
     port: int = 0
-    workers: int = 4
+    workers: int = 2
     poll_interval: float = 0.5
     max_start_tries: int = 5
     task_hub: str = "ImageIndexHub"
@@ -96,27 +97,21 @@ class LocalHost:
         apply_settings(config.settings)
         self.specs = discover(config.app_root)
         orchestrators, activities = registries(self.specs)
-        self.engine = Engine(str(config.state_dir / "durable.db"), orchestrators,
-                             {n: self._with_kill_points(fn) for n, fn in activities.items()})
+        self.engine = Engine(str(config.state_dir / "durable.db"), orchestrators, activities)
         self.engine.db.execute(_RECEIPTS)
+        self._load_receipts()
         self.watches = [self._watch_for(s) for s in self.specs.values() if s.trigger["type"] == "blobTrigger"]
-        self.pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="activity")
+        # Function code runs in worker processes, as the Functions host runs a language worker:
+        # the host's own work (trigger, client API, replay) then never waits for the GIL.
+        self.pool = ProcessPoolExecutor(max_workers=config.workers, mp_context=mp.get_context("spawn"),
+                                        initializer=_worker_init, initargs=(str(config.app_root),
+                                                                            dict(os.environ)))
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: dict[int, asyncio.Future] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.stats = {"episodes": 0, "activities": 0, "starts": 0, "poll_seconds": 0.0}
-
-    @staticmethod
-    def _with_kill_points(fn: Any) -> Any:
-        def run(payload: Any) -> Any:
-            kill_point("activity-start")
-            result = fn(payload)
-            kill_point("activity-done")
-            return result
-
-        return run
 
     def _watch_for(self, spec: FunctionSpec) -> BlobWatch:
         trigger = spec.trigger
@@ -172,19 +167,31 @@ class LocalHost:
         self.engine.close()
 
     # -- blob trigger -----------------------------------------------------------
-    def _receipt(self, watch: BlobWatch, ref: BlobRef) -> tuple[str, int] | None:
-        row = self.engine.db.execute(
-            "SELECT status, tries FROM receipts WHERE function = ? AND container = ? AND name = ? AND etag = ?",
-            (watch.spec.name, ref.container, ref.name, ref.etag)).fetchone()
-        return (row[0], row[1]) if row else None
+    def _load_receipts(self) -> None:
+        """Finished receipts in memory (one query at start); every change is written through."""
+        self._finished = {tuple(r) for r in self.engine.db.execute(
+            "SELECT function, container, name, etag FROM receipts WHERE status IN ('done', 'poison')")}
+        self._tries = {tuple(r[:4]): r[4] for r in self.engine.db.execute(
+            "SELECT function, container, name, etag, tries FROM receipts WHERE status = 'retry'")}
 
     def _write_receipt(self, watch: BlobWatch, ref: BlobRef, status: str, tries: int, reason: str | None) -> None:
-        self.engine.db.execute(
-            "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (watch.spec.name, ref.container, ref.name, ref.etag, status, tries, reason, time.time()))
+        key = (watch.spec.name, ref.container, ref.name, ref.etag)
+        self.engine.db.execute("INSERT OR REPLACE INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               (*key, status, tries, reason, time.time()))
+        if status == "retry":
+            self._tries[key] = tries
+        else:
+            self._finished.add(key)
+            self._tries.pop(key, None)
 
     async def _poll(self, watch: BlobWatch) -> None:
         loop = asyncio.get_running_loop()
+        limit = asyncio.Semaphore(32)
+
+        async def fire(ref: BlobRef, tries: int) -> None:
+            async with limit:
+                await self._fire(watch, ref, tries)
+
         while not self._stopping.is_set():
             started = time.perf_counter()
             try:
@@ -193,11 +200,12 @@ class LocalHost:
             except Exception as exc:  # noqa: BLE001 - storage down: say so, keep polling
                 log.error("blob trigger %s: %s", watch.spec.name, exc)
                 refs = []
+            pending = []
             for ref in refs:
-                receipt = self._receipt(watch, ref)
-                if receipt is not None and receipt[0] in ("done", "poison"):
-                    continue
-                await self._fire(watch, ref, (receipt or ("", 0))[1])
+                key = (watch.spec.name, ref.container, ref.name, ref.etag)
+                if key not in self._finished:
+                    pending.append(fire(ref, self._tries.get(key, 0)))
+            await asyncio.gather(*pending)
             self.stats["poll_seconds"] += time.perf_counter() - started
             try:
                 await asyncio.wait_for(self._stopping.wait(), self.config.poll_interval)
@@ -242,8 +250,9 @@ class LocalHost:
             free = self.config.workers - len(self._inflight)
             if free > 0:
                 for item in self.engine.ready_activities(set(self._inflight), free):
-                    future = loop.run_in_executor(self.pool, self.engine.execute_activity, item)
+                    future = loop.run_in_executor(self.pool, _worker_invoke, item.name, item.input)
                     self._inflight[item.id] = future
+                    kill_point("activity-start")
                     future.add_done_callback(lambda f, i=item: self._activity_done(i, f))
             timeout = 0.5
             due = self.engine.next_timer_due()
@@ -254,13 +263,41 @@ class LocalHost:
             except TimeoutError:
                 pass
 
+    def _restart_pool_if_broken(self) -> None:
+        if getattr(self.pool, "_broken", False):
+            log.error("an activity worker process died; starting new workers")
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = ProcessPoolExecutor(max_workers=self.config.workers, mp_context=mp.get_context("spawn"),
+                                            initializer=_worker_init,
+                                            initargs=(str(self.config.app_root), dict(os.environ)))
+
     def _activity_done(self, item: WorkItem, future: asyncio.Future) -> None:
         self._inflight.pop(item.id, None)
         if future.cancelled():
             return
-        self.engine.complete_activity(item, future.result())
+        try:
+            outcome = future.result()
+        except Exception as exc:  # noqa: BLE001 - the worker process died: the activity failed
+            outcome = {"EventType": 6, "Reason": f"worker process failed: {exc}", "Details": ""}
+            self._restart_pool_if_broken()
+        kill_point("activity-done")
+        self.engine.complete_activity(item, outcome)
         self.stats["activities"] += 1
         self._wake.set()
+
+
+_WORKER_ACTIVITIES: dict[str, Any] = {}
+
+
+def _worker_init(app_root: str, environ: dict[str, str]) -> None:
+    """In each worker process: the host's settings, then the function folders, loaded once."""
+    os.environ.update(environ)
+    _, activities = registries(discover(Path(app_root)))
+    _WORKER_ACTIVITIES.update(activities)
+
+
+def _worker_invoke(name: str, input_json: str | None) -> dict[str, Any]:
+    return invoke_activity(_WORKER_ACTIVITIES, name, input_json)
 
 
 async def run_host(config: HostConfig, ready: Any = None) -> LocalHost:

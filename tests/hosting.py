@@ -18,13 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 class HostProcess:
     """`python -m devhost host` in its own process, so a test can SIGKILL it."""
 
-    def __init__(self, state: Path, storage: str, sql: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, state: Path, storage: str, sql: str, extra_env: dict[str, str] | None = None,
+                 poll_interval: float = 0.2, workers: int = 2) -> None:
         env = {k: v for k, v in os.environ.items() if k != "DEVHOST_KILL_AT"}
         env.update({"AzureWebJobsStorage": storage, "SqlConnectionString": sql,
                     "RetryDelaysSeconds": "0.5,1,1,2,2,3,3,5", "DEVHOST_LOG": "WARNING", **(extra_env or {})})
         self.log = state.parent / f"{state.name}-host.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "host", "--state", str(state), "--poll-interval", "0.2"],
+            [sys.executable, "-m", "devhost", "host", "--state", str(state), "--poll-interval", str(poll_interval),
+             "--workers", str(workers)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=open(self.log, "ab"), text=True,
         )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
