@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import signal
 import sqlite3
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -291,6 +292,15 @@ _WORKER_ACTIVITIES: dict[str, Any] = {}
 
 def _worker_init(app_root: str, environ: dict[str, str]) -> None:
     """In each worker process: the host's settings, then the function folders, loaded once."""
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:
+        # A host killed with SIGKILL cannot stop its workers; they notice and leave.
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, daemon=True, name="parent-watch").start()
     os.environ.update(environ)
     _, activities = registries(discover(Path(app_root)))
     _WORKER_ACTIVITIES.update(activities)
