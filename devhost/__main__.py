@@ -10,6 +10,7 @@ import json
 import logging
 import mimetypes
 import os
+import signal
 import sys
 import time
 from decimal import Decimal
@@ -24,7 +25,7 @@ from shared.errors import PipelineError
 from shared.settings import INPUT_CONTAINER, check_sql_connection_string, parse_odbc_connection_string
 from shared.sql_store import SqlStore, connect
 
-LOCAL = APP_ROOT / ".local"
+LOCAL = Path(os.environ.get("DEVHOST_LOCAL", APP_ROOT / ".local"))
 TABLE_COLUMNS = ("BlobName", "Status", "Format", "Width", "Height", "FileSizeKB", "CameraModel",
                  "CapturedAt", "GpsLatitude", "GpsLongitude", "Error")
 
@@ -153,10 +154,13 @@ def _start_stack(port: int) -> tuple[Azurite, dict[str, str]]:
 def cmd_run(args: argparse.Namespace) -> int:
     LOCAL.mkdir(exist_ok=True)
     azurite, values = _start_stack(args.azurite_port)
-    print(f"Azurite on 127.0.0.1:{azurite.port}; watching '{INPUT_CONTAINER}'. Upload with "
-          "'make upload FILES=...', see rows with 'make show'. Ctrl-C stops.", flush=True)
+
+    def ready(host: LocalHost) -> None:
+        print(f"Azurite on 127.0.0.1:{azurite.port}; watching '{INPUT_CONTAINER}'. Upload with "
+              "'make upload FILES=...', see rows with 'make show'. Ctrl-C stops.", flush=True)
+
     try:
-        asyncio.run(run_host(_host_config(values, LOCAL / "host", args.port)))
+        asyncio.run(run_host(_host_config(values, LOCAL / "host", args.port), ready=ready))
     finally:
         azurite.stop()
     print("stopped Azurite and the host")
@@ -206,7 +210,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         azurite.stop()
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    """Before the host's own handlers are installed, SIGTERM still unwinds (and stops Azurite)."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     parser.add_argument("--azurite-port", type=int, default=int(os.environ.get("AZURITE_PORT", "10000")))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ServiceError, PipelineError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+"""The commands a user runs: upload, show, run, and the errors they meet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devhost import samples
+from devhost.services import Azurite, ServiceError, free_port, port_free
+from shared.blob_access import list_blob_refs
+from shared.models import BlobRef, ImageMetadata, ImageRecord
+from shared.sql_store import SqlStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "devhost", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def test_upload_sends_files_and_folders_with_progress(azurite, tmp_path):
+    folder = tmp_path / "pics"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.png").write_bytes(samples.encode(samples.picture((5, 5)), "PNG"))
+    (folder / "sub" / "b 'q'.jpg").write_bytes(samples.encode(samples.picture((5, 5)), "JPEG"))
+    single = tmp_path / "single.gif"
+    single.write_bytes(samples.animated_gif(2))
+    result = cli("upload", str(folder), str(single), env={"AzureWebJobsStorage": azurite.connection_string})
+    assert result.returncode == 0, result.stderr
+    assert "uploaded 3/3" in result.stdout
+    names = {r.name for r in list_blob_refs(azurite.connection_string, "images-input")}
+    assert {"a.png", "sub/b 'q'.jpg", "single.gif"} <= names
+
+
+def test_upload_with_storage_down_says_start_azurite():
+    port = free_port()
+    result = cli("--azurite-port", str(port), "upload", str(ROOT / "README.md"),
+                 env={"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    assert result.returncode == 2
+    assert "cannot reach blob storage" in result.stderr and "Azurite" in result.stderr
+
+
+def test_show_prints_table_json_and_csv(sqlite_cs):
+    store = SqlStore(sqlite_cs)
+    ref = BlobRef("images-input", "x/ünï 'q'.jpg", "0x1", size=2048, last_modified="2026-01-01T00:00:00+00:00")
+    store.upsert(ImageRecord.for_blob(ref, "processed", metadata=ImageMetadata(width=4, height=3, format="JPEG")))
+    env = {"SqlConnectionString": sqlite_cs}
+    table = cli("show", env=env)
+    assert table.returncode == 0 and "x/ünï 'q'.jpg" in table.stdout and "(1 row)" in table.stdout
+    rows = json.loads(cli("show", "--format", "json", env=env).stdout)
+    assert rows[0]["BlobName"] == "x/ünï 'q'.jpg" and rows[0]["Width"] == 4
+    parsed = list(csv.DictReader(io.StringIO(cli("show", "--format", "csv", env=env).stdout)))
+    assert parsed[0]["FileSizeKB"] in ("2.0", "2.00", "2")
+
+
+def test_show_with_missing_driver_names_the_fix():
+    result = cli("show", env={"SqlConnectionString": "Driver={ODBC Driver 18 for SQL Server};Server=x;"})
+    assert result.returncode == 2 and "apt-get install" in result.stderr
+
+
+def test_azurite_on_a_taken_port_is_a_clear_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(ServiceError, match="already taken"):
+            Azurite.start(port=s.getsockname()[1])
+
+
+def test_host_on_a_taken_client_port_is_a_clear_error(azurite, sqlite_cs, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        result = cli("host", "--state", str(tmp_path / "st"), "--port", str(s.getsockname()[1]),
+                     env={"AzureWebJobsStorage": azurite.connection_string, "SqlConnectionString": sqlite_cs})
+    assert result.returncode == 2 and "cannot listen on 127.0.0.1" in result.stderr
+
+
+def test_run_stops_azurite_and_host_cleanly_on_sigterm(tmp_path, sqlite_cs):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "devhost", "--azurite-port", str(port), "run"], cwd=ROOT,
+                            env={**os.environ, "DEVHOST_LOCAL": str(tmp_path / "local"),
+                                 "SqlConnectionString": sqlite_cs},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "watching 'images-input'" in line, proc.stderr.read() if proc.poll() is not None else line
+    assert not port_free(port)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped Azurite and the host" in out
+    assert port_free(port)
