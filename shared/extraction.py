@@ -108,6 +108,14 @@ def _gps_coordinate(dms: Any, ref: Any, negative_ref: str, bound: float) -> floa
     return round(value, 7)
 
 
+def _ifd(exif: Image.Exif, tag: int) -> dict[int, Any]:
+    """A sub-directory of the EXIF block, or nothing if it is broken."""
+    try:
+        return dict(exif.get_ifd(tag))
+    except Exception:  # noqa: BLE001 - a broken directory costs its fields, not the image
+        return {}
+
+
 def _apply_exif(im: Image.Image, meta: ImageMetadata) -> None:
     # getexif() decodes a PNG whose eXIf chunk comes after IDAT: only call it when
     # the header already holds the EXIF block (or for TIFF, whose tags are parsed).
@@ -124,10 +132,7 @@ def _apply_exif(im: Image.Image, meta: ImageMetadata) -> None:
     meta.camera_make = _text(exif.get(TAG_MAKE))
     meta.camera_model = _text(exif.get(TAG_MODEL))
     meta.software = _text(exif.get(TAG_SOFTWARE))
-    try:
-        sub = exif.get_ifd(IFD_EXIF)
-    except Exception:  # noqa: BLE001
-        sub = {}
+    sub = _ifd(exif, IFD_EXIF)
     meta.captured_at = _capture_time(sub.get(TAG_DATETIME_ORIGINAL))
     offset = _text(sub.get(TAG_OFFSET_TIME_ORIGINAL), 8)
     meta.captured_at_offset = offset if offset and _OFFSET_RE.match(offset) else None
@@ -139,10 +144,7 @@ def _apply_exif(im: Image.Image, meta: ImageMetadata) -> None:
     meta.iso = iso if isinstance(iso, int) and 0 < iso < 10_000_000 else None
     meta.focal_length = _number(sub.get(TAG_FOCAL))
     meta.lens_model = _text(sub.get(TAG_LENS))
-    try:
-        gps = exif.get_ifd(IFD_GPS)
-    except Exception:  # noqa: BLE001
-        gps = {}
+    gps = _ifd(exif, IFD_GPS)
     if gps:
         meta.gps_latitude = _gps_coordinate(gps.get(2), gps.get(1), "S", 90)
         meta.gps_longitude = _gps_coordinate(gps.get(4), gps.get(3), "W", 180)

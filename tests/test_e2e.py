@@ -31,6 +31,13 @@ def storage(tmp_path: Path):
     service.stop()
 
 
+def retrying_store(state: Path) -> int:
+    """Instances still running at the storing stage: they are waiting on a retry timer."""
+    with sqlite3.connect(state / "durable.db") as db:
+        return db.execute("SELECT COUNT(*) FROM instances WHERE status = 'Running' "
+                          "AND custom_status LIKE '%storing%'").fetchone()[0]
+
+
 def upload(storage: str, blobs: dict[str, bytes]) -> dict[str, str]:
     return {name: upload_bytes(storage, INPUT_CONTAINER, name, data).etag for name, data in blobs.items()}
 
@@ -151,10 +158,7 @@ def test_locked_database_is_outlasted_by_retries(storage, tmp_path):
         etags = upload(storage, {f"locked/{i}.png": samples.encode(samples.picture((5, 5)), "PNG")
                                  for i in range(3)})
         time.sleep(3)
-        with sqlite3.connect(tmp_path / "state" / "durable.db") as db:
-            waiting = db.execute("SELECT COUNT(*) FROM instances WHERE status = 'Running' "
-                                 "AND custom_status LIKE '%storing%'").fetchone()[0]
-        assert waiting == 3, "orchestrations should be waiting to retry the store"
+        assert retrying_store(tmp_path / "state") == 3, "orchestrations should be waiting to retry the store"
         holder.execute("COMMIT")
         rows = wait_for_rows(sql, etags, timeout=60)
     finally:
@@ -172,10 +176,7 @@ def test_postgres_stopped_then_started_again_completes_through_retries(storage, 
         etags = upload(storage, {f"pg/{i}.jpg": samples.encode(samples.picture((12, 7)), "JPEG")
                                  for i in range(3)})
         time.sleep(4)
-        with sqlite3.connect(tmp_path / "state" / "durable.db") as db:
-            waiting = db.execute("SELECT COUNT(*) FROM instances WHERE status = 'Running' "
-                                 "AND custom_status LIKE '%storing%'").fetchone()[0]
-        assert waiting == 3, "orchestrations should be retrying the store while PostgreSQL is down"
+        assert retrying_store(tmp_path / "state") == 3, "the store should be retried while PostgreSQL is down"
         postgres.start()
         rows = wait_for_rows(sql, etags, timeout=90)
     finally:
