@@ -30,6 +30,10 @@ class InstanceAlreadyExists(Exception):
     """Start refused: an instance with that id is pending or running."""
 
 
+class UnsupportedAction(ValueError):
+    """The orchestrator asked for something this host does not implement."""
+
+
 class UnknownFunction(Exception):
     """The orchestration or activity name is not registered."""
 
@@ -263,12 +267,12 @@ class Engine:
             else:
                 result = p.run_episode(main, p.context_json(instance_id, input_json, played, new))
             history = played + new
-            scheduled, work_items, nondeterminism = self._decide(history, result, now)
+            scheduled, work_items, refusal = self._decide(history, result, now)
             history += scheduled
             history.append(p.event(p.ORCHESTRATOR_COMPLETED, -1, now))
             output = result.output
-            if nondeterminism:
-                new_status, output = "Failed", f"Non-Deterministic workflow detected: {nondeterminism}"
+            if refusal:
+                new_status, output = "Failed", refusal
             elif result.error is not None:
                 new_status, output = "Failed", result.error
             elif result.done:
@@ -304,8 +308,10 @@ class Engine:
             if matcher.pos < len(matcher.sched) and result.error is None:
                 raise ValueError(f"the history has {len(matcher.sched)} scheduled tasks but the "
                                  f"orchestrator now produces only {matcher.pos}")
-        except ValueError as exc:
+        except UnsupportedAction as exc:
             return [], [], str(exc)
+        except ValueError as exc:
+            return [], [], f"Non-Deterministic workflow detected: {exc}"
         return matcher.new_events, matcher.new_work, None
 
     # -- work: activities and timers ----------------------------------------
@@ -452,7 +458,8 @@ class _Matcher:
         elif kind == p.CALL_ACTIVITY_WITH_RETRY:
             self._retrying(leaf)
         else:
-            raise ValueError(f"action type {kind} is not supported by the local host")
+            raise UnsupportedAction(f"action type {kind} (sub-orchestrations, external events and "
+                                    "entities) is not supported by the local host")
 
     def _retrying(self, leaf: dict[str, Any]) -> None:
         """One call_activity_with_retry: attempts, failures and the timers between them.

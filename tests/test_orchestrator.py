@@ -217,3 +217,17 @@ def test_engine_retry_exhaustion_waits_for_the_final_timer_then_fails():
     assert len(events(status, p.TASK_SCHEDULED)) == 3
     # one timer between attempts, plus the one after the last failure that the SDK waits for
     assert len(events(status, p.TIMER_CREATED)) == 3
+
+
+def _waits_for_event(context: df.DurableOrchestrationContext):
+    value = yield context.wait_for_external_event("approval")
+    return value
+
+
+def test_unsupported_actions_fail_the_instance_with_a_clear_reason():
+    engine = Engine(":memory:", {"W": df.Orchestrator.create(_waits_for_event)}, {}, ManualClock())
+    engine.start("W", "w1", json.dumps(None))
+    engine.run_until_idle()
+    status = engine.status("w1")
+    assert status["runtimeStatus"] == "Failed"
+    assert "not supported by the local host" in status["output"]

@@ -145,3 +145,32 @@ def test_client_status_api_reports_missing_and_existing_instances(engine):
     assert found.runtime_status.value == "Pending" and found.input_ == {"blob": {"container": "c",
                                                                                  "name": "n", "etag": "e"}}
     assert json.loads(engine.db.execute("SELECT input FROM instances").fetchone()[0])["blob"]["name"] == "n"
+
+
+def test_client_queries_instances_by_status_and_prefix(engine):
+    async def scenario() -> tuple[Any, Any, Any]:
+        import azure.durable_functions as df
+        from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
+
+        runner = web.AppRunner(build_app(engine))
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        client = df.DurableOrchestrationClient(client_binding(f"http://127.0.0.1:{port}/durabletask/", "H"))
+        try:
+            for i in range(3):
+                await client.start_new("ImageOrchestrator", f"img-q{i}", {"blob": {"container": "c",
+                                                                                  "name": f"n{i}", "etag": "e"}})
+            engine.terminate("img-q0", "test")
+            everything = await client.get_status_all()
+            pending = await client.get_status_by(runtime_status=[OrchestrationRuntimeStatus.Pending])
+            prefixed = await client.get_status_by(instance_id_prefix="img-q1")
+            return everything, pending, prefixed
+        finally:
+            await http_utils._close_session()
+            await runner.cleanup()
+
+    everything, pending, prefixed = asyncio.run(scenario())
+    assert len(everything) == 3
+    assert sorted(s.instance_id for s in pending) == ["img-q1", "img-q2"]
+    assert [s.instance_id for s in prefixed] == ["img-q1"]
