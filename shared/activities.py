@@ -45,8 +45,13 @@ def extract_metadata(payload: dict[str, Any], limits: Limits | None = None) -> d
         limits = limits or load_limits()
         reader = BlobReader(storage_connection_string(), blob)
         head = reader.head(limits.head_bytes)
-        meta = extract_from_ranges(head.size, reader.fetch, limits, first_chunk=head.data)
-        return ActivityOutcome(OUTCOME_OK, metadata=meta.to_dict(), size_bytes=head.size).to_dict()
+        try:
+            meta = extract_from_ranges(head.size, reader.fetch, limits, first_chunk=head.data)
+        except RejectedInput as exc:
+            return ActivityOutcome(OUTCOME_REJECTED, reason=str(exc), size_bytes=head.size,
+                                   last_modified=head.last_modified).to_dict()
+        return ActivityOutcome(OUTCOME_OK, metadata=meta.to_dict(), size_bytes=head.size,
+                               last_modified=head.last_modified).to_dict()
     except Exception as exc:  # noqa: BLE001 - every failure is classified and returned as data
         outcome = _failure(exc)
         log.warning("ExtractMetadata %s: %s", outcome.outcome, outcome.reason)

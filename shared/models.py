@@ -163,6 +163,7 @@ class ActivityOutcome:
     reason: str | None = None
     metadata: dict[str, Any] | None = None
     size_bytes: int | None = None
+    last_modified: str | None = None
     applied: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:

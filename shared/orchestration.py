@@ -11,6 +11,7 @@ faults, on a schedule long enough for a paused Azure SQL database to resume.
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -67,6 +68,10 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     extracted, extract_attempts = yield from call_with_retry(
         context, EXTRACT_ACTIVITY, {"blob": blob.to_dict()}, delays
     )
+
+    if extracted.last_modified:
+        # The storage response's timestamp is authoritative for version ordering in the store.
+        blob = replace(blob, last_modified=extracted.last_modified)
 
     if extracted.outcome == OUTCOME_OK:
         status, error = STATUS_PROCESSED, None

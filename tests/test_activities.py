@@ -21,6 +21,7 @@ def test_extract_reads_the_head_by_range_and_describes_the_image(storage_env):
     assert (meta["width"], meta["height"], meta["format"]) == (1600, 1200, "JPEG")
     assert meta["camera_make"] == "Nikon" and meta["orientation"] == 3
     assert meta["read_requests"] == 1 and meta["bytes_read"] <= 64 * 1024
+    assert out["last_modified"] == ref.last_modified
 
 
 def test_extract_rejects_zero_byte_and_text_blobs(storage_env):
@@ -28,7 +29,7 @@ def test_extract_rejects_zero_byte_and_text_blobs(storage_env):
         ref = upload_bytes(storage_env, "images-input", name, data)
         out = ExtractMetadata.main({"blob": ref.to_dict()})
         assert out["outcome"] == "rejected", out
-        assert out["reason"]
+        assert out["reason"] and out["size_bytes"] == len(data) and out["last_modified"]
 
 
 def test_extract_of_overwritten_version_is_rejected_not_misread(storage_env):

@@ -44,7 +44,7 @@ class Script:
         return run
 
 
-OK_EXTRACT = {"outcome": "ok", "size_bytes": 2048,
+OK_EXTRACT = {"outcome": "ok", "size_bytes": 2048, "last_modified": "2026-01-01T10:00:03+00:00",
               "metadata": {"format": "JPEG", "width": 640, "height": 480}}
 OK_STORE = {"outcome": "ok", "applied": True}
 TRANSIENT = {"outcome": "transient", "reason": "SQL error 40613: database is not currently available"}
@@ -83,6 +83,8 @@ def test_happy_path_extracts_then_stores_processed_row(orchestrators):
     assert record["status"] == "processed" and record["error"] is None
     assert record["metadata"]["width"] == 640 and record["size_bytes"] == 2048
     assert record["instance_id"] == "img-test" and record["etag"] == "0x8DC"
+    # the storage response's timestamp, not the trigger's, orders versions in the store
+    assert record["blob_last_modified"] == "2026-01-01T10:00:03+00:00"
     assert status["output"]["status"] == "processed"
     assert status["customStatus"]["stage"] == "done"
     assert not events(status, p.TIMER_CREATED)
