@@ -144,6 +144,9 @@ class Dialect:
     def upsert(self) -> str:
         raise NotImplementedError
 
+    def select_rows(self, where: str = "") -> str:
+        return f"SELECT Id, {', '.join(COLUMN_NAMES)} FROM {TABLE} {where} ORDER BY Id".replace("  ", " ")
+
     def to_db(self, col: Column, value: Any) -> Any:
         return value
 
@@ -414,7 +417,7 @@ class SqlStore:
     def rows(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Read rows as dicts keyed by the column names above (for tools and tests)."""
         self.ensure_schema()
-        sql = f"SELECT Id, {', '.join(COLUMN_NAMES)} FROM {TABLE} {where} ORDER BY Id"
+        sql = self.dialect.select_rows(where)
 
         def read(cursor: pyodbc.Cursor) -> list[dict[str, Any]]:
             cursor.execute(sql, params)

@@ -40,6 +40,7 @@ STATEMENTS = {
     "create table": DIALECT.create_table(),
     "probe columns": DIALECT.probe_columns(),
     "upsert": DIALECT.upsert(),
+    "select rows": DIALECT.select_rows(),
     **{f"add column {c.name}": DIALECT.add_column(c) for c in COLUMNS},
 }
 
