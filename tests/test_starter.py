@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
+import azure.durable_functions as df
 import pytest
 from aiohttp import web
+from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 from azure.durable_functions.models.utils import http_utils
 from azure.functions.blob import InputStream
 
@@ -28,20 +32,26 @@ def trigger(name: str, etag: str = '"0x8DC1"', size: int = 1234) -> InputStream:
                             blob_properties=props)
 
 
-async def _serve(engine: Engine, deliveries: list[InputStream], concurrent: bool = False) -> list[Any]:
+@contextlib.asynccontextmanager
+async def client_endpoint(engine: Engine) -> AsyncIterator[str]:
+    """The durable client HTTP API on a free loopback port; yields the durableClient binding JSON."""
     runner = web.AppRunner(build_app(engine))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    binding = client_binding(f"http://127.0.0.1:{port}/durabletask/", "TestHub")
     try:
+        yield client_binding(f"http://127.0.0.1:{port}/durabletask/", "TestHub")
+    finally:
+        await http_utils._close_session()
+        await runner.cleanup()
+
+
+async def _serve(engine: Engine, deliveries: list[InputStream], concurrent: bool = False) -> list[Any]:
+    async with client_endpoint(engine) as binding:
         calls = [BlobTriggerStarter.main(d, binding) for d in deliveries]
         if concurrent:
             return await asyncio.gather(*calls, return_exceptions=True)
         return [await c for c in calls]
-    finally:
-        await http_utils._close_session()
-        await runner.cleanup()
 
 
 @pytest.fixture
@@ -123,22 +133,13 @@ def test_failed_run_may_be_started_again(engine):
 
 def test_client_status_api_reports_missing_and_existing_instances(engine):
     async def scenario() -> tuple[Any, Any]:
-        import azure.durable_functions as df
-
-        runner = web.AppRunner(build_app(engine))
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        client = df.DurableOrchestrationClient(client_binding(f"http://127.0.0.1:{port}/durabletask/", "H"))
-        try:
+        async with client_endpoint(engine) as binding:
+            client = df.DurableOrchestrationClient(binding)
             missing = await client.get_status("img-nope")
             iid = await client.start_new("ImageOrchestrator", "img-1", {"blob": {"container": "c", "name": "n",
                                                                                  "etag": "e"}})
             found = await client.get_status(iid, show_input=True)
             return missing, found
-        finally:
-            await http_utils._close_session()
-            await runner.cleanup()
 
     missing, found = asyncio.run(scenario())
     assert not missing
@@ -149,15 +150,8 @@ def test_client_status_api_reports_missing_and_existing_instances(engine):
 
 def test_client_queries_instances_by_status_and_prefix(engine):
     async def scenario() -> tuple[Any, Any, Any]:
-        import azure.durable_functions as df
-        from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
-
-        runner = web.AppRunner(build_app(engine))
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        client = df.DurableOrchestrationClient(client_binding(f"http://127.0.0.1:{port}/durabletask/", "H"))
-        try:
+        async with client_endpoint(engine) as binding:
+            client = df.DurableOrchestrationClient(binding)
             for i in range(3):
                 await client.start_new("ImageOrchestrator", f"img-q{i}", {"blob": {"container": "c",
                                                                                   "name": f"n{i}", "etag": "e"}})
@@ -166,9 +160,6 @@ def test_client_queries_instances_by_status_and_prefix(engine):
             pending = await client.get_status_by(runtime_status=[OrchestrationRuntimeStatus.Pending])
             prefixed = await client.get_status_by(instance_id_prefix="img-q1")
             return everything, pending, prefixed
-        finally:
-            await http_utils._close_session()
-            await runner.cleanup()
 
     everything, pending, prefixed = asyncio.run(scenario())
     assert len(everything) == 3
