@@ -233,70 +233,74 @@ class Engine:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM instances GROUP BY status").fetchall())
 
     # -- orchestration episodes --------------------------------------------
-    def instances_with_events(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT instance_id FROM inbox ORDER BY id")]
-
     def process_episodes(self) -> int:
-        done = 0
-        for instance_id in self.instances_with_events():
-            self.run_episode(instance_id)
-            done += 1
-        return done
+        """Replay every instance that has new events; one transaction for the whole batch
+        (under load that saves a commit per episode, and a crash just replays the batch)."""
+
+        def work(db: sqlite3.Connection) -> int:
+            ids = [r[0] for r in db.execute("SELECT DISTINCT instance_id FROM inbox")]
+            for instance_id in ids:
+                self._episode(db, instance_id)
+            return len(ids)
+
+        if self.db.execute("SELECT 1 FROM inbox LIMIT 1").fetchone() is None:
+            return 0
+        return self._tx(work)
 
     def run_episode(self, instance_id: str) -> None:
         """Replay one instance with its new events and commit what it decided, atomically."""
+        self._tx(lambda db: self._episode(db, instance_id))
 
-        def work(db: sqlite3.Connection) -> None:
-            row = db.execute("SELECT name, execution_id, status, input, history FROM instances "
-                             "WHERE instance_id = ?", (instance_id,)).fetchone()
-            inbox = db.execute("SELECT id, execution_id, event FROM inbox WHERE instance_id = ? ORDER BY id",
-                               (instance_id,)).fetchall()
-            db.execute("DELETE FROM inbox WHERE instance_id = ?", (instance_id,))
-            if row is None:
-                return
-            name, execution_id, status, input_json, history_json = row
-            new = [json.loads(e) for (_, ex, e) in inbox if ex == execution_id]
-            if status not in ACTIVE or not new:
-                return
-            now = self.clock.now()
-            played = json.loads(history_json)
-            new = [p.event(p.ORCHESTRATOR_STARTED, -1, now)] + new
-            main = self.orchestrators.get(name)
-            if main is None:
-                result = p.EpisodeResult(done=True, error=f"orchestrator {name!r} is not registered")
-            else:
-                result = p.run_episode(main, p.context_json(instance_id, input_json, played, new))
-            history = played + new
-            scheduled, work_items, refusal = self._decide(history, result, now)
-            history += scheduled
-            history.append(p.event(p.ORCHESTRATOR_COMPLETED, -1, now))
-            output = result.output
-            if refusal:
-                new_status, output = "Failed", refusal
-            elif result.error is not None:
-                new_status, output = "Failed", result.error
-            elif result.done:
-                new_status = "Completed"
-            else:
-                new_status = "Running"
-            if new_status != "Running":
-                history.append(p.event(p.EXECUTION_COMPLETED, -1, now,
-                                       OrchestrationStatus=new_status, Result=json.dumps(output)))
-                db.execute("DELETE FROM work WHERE instance_id = ?", (instance_id,))
-            else:
-                for item in work_items:
-                    db.execute("INSERT OR IGNORE INTO work (instance_id, execution_id, kind, task_id, "
-                               "name, input, due_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               (instance_id, execution_id, *item))
-            db.execute(
-                "UPDATE instances SET status = ?, output = ?, custom_status = ?, history = ?, "
-                "updated_at = ? WHERE instance_id = ?",
-                (new_status, json.dumps(output) if output is not None else None,
-                 json.dumps(result.custom_status) if result.custom_status is not None else None,
-                 json.dumps(history), p.timestamp(now), instance_id),
-            )
-
-        self._tx(work)
+    def _episode(self, db: sqlite3.Connection, instance_id: str) -> None:
+        """Replay one instance with its new events and record what it decided (inside a transaction)."""
+        row = db.execute("SELECT name, execution_id, status, input, history FROM instances "
+                         "WHERE instance_id = ?", (instance_id,)).fetchone()
+        inbox = db.execute("SELECT id, execution_id, event FROM inbox WHERE instance_id = ? ORDER BY id",
+                           (instance_id,)).fetchall()
+        db.execute("DELETE FROM inbox WHERE instance_id = ?", (instance_id,))
+        if row is None:
+            return
+        name, execution_id, status, input_json, history_json = row
+        new = [json.loads(e) for (_, ex, e) in inbox if ex == execution_id]
+        if status not in ACTIVE or not new:
+            return
+        now = self.clock.now()
+        played = json.loads(history_json)
+        new = [p.event(p.ORCHESTRATOR_STARTED, -1, now)] + new
+        main = self.orchestrators.get(name)
+        if main is None:
+            result = p.EpisodeResult(done=True, error=f"orchestrator {name!r} is not registered")
+        else:
+            result = p.run_episode(main, p.context_json(instance_id, input_json, played, new))
+        history = played + new
+        scheduled, work_items, refusal = self._decide(history, result, now)
+        history += scheduled
+        history.append(p.event(p.ORCHESTRATOR_COMPLETED, -1, now))
+        output = result.output
+        if refusal:
+            new_status, output = "Failed", refusal
+        elif result.error is not None:
+            new_status, output = "Failed", result.error
+        elif result.done:
+            new_status = "Completed"
+        else:
+            new_status = "Running"
+        if new_status != "Running":
+            history.append(p.event(p.EXECUTION_COMPLETED, -1, now,
+                                   OrchestrationStatus=new_status, Result=json.dumps(output)))
+            db.execute("DELETE FROM work WHERE instance_id = ?", (instance_id,))
+        else:
+            for item in work_items:
+                db.execute("INSERT OR IGNORE INTO work (instance_id, execution_id, kind, task_id, "
+                           "name, input, due_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (instance_id, execution_id, *item))
+        db.execute(
+            "UPDATE instances SET status = ?, output = ?, custom_status = ?, history = ?, "
+            "updated_at = ? WHERE instance_id = ?",
+            (new_status, json.dumps(output) if output is not None else None,
+             json.dumps(result.custom_status) if result.custom_status is not None else None,
+             json.dumps(history), p.timestamp(now), instance_id),
+        )
 
     def _decide(self, history: list[dict[str, Any]], result: p.EpisodeResult, now: datetime
                 ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], str | None]:
@@ -348,17 +352,23 @@ class Engine:
         return invoke_activity(self.activities, item.name, item.input)
 
     def complete_activity(self, item: WorkItem, outcome: dict[str, Any]) -> None:
-        """Record an activity's result as the instance's next event, unless it was replaced."""
+        self.complete_activities([(item, outcome)])
+
+    def complete_activities(self, results: list[tuple[WorkItem, dict[str, Any]]]) -> None:
+        """Record activity results as their instances' next events (unless an instance was
+        replaced meanwhile), all in one transaction."""
 
         def work(db: sqlite3.Connection) -> None:
-            if db.execute("DELETE FROM work WHERE id = ?", (item.id,)).rowcount == 0:
-                return
-            event = p.event(outcome["EventType"], -1, self.clock.now(), TaskScheduledId=item.task_id,
-                            **{k: v for k, v in outcome.items() if k != "EventType"})
-            db.execute("INSERT INTO inbox (instance_id, execution_id, event) VALUES (?, ?, ?)",
-                       (item.instance_id, item.execution_id, json.dumps(event)))
+            for item, outcome in results:
+                if db.execute("DELETE FROM work WHERE id = ?", (item.id,)).rowcount == 0:
+                    continue
+                event = p.event(outcome["EventType"], -1, self.clock.now(), TaskScheduledId=item.task_id,
+                                **{k: v for k, v in outcome.items() if k != "EventType"})
+                db.execute("INSERT INTO inbox (instance_id, execution_id, event) VALUES (?, ?, ?)",
+                           (item.instance_id, item.execution_id, json.dumps(event)))
 
-        self._tx(work)
+        if results:
+            self._tx(work)
 
     def idle(self) -> bool:
         inbox = self.db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]

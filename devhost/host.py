@@ -110,6 +110,7 @@ class LocalHost:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: dict[int, asyncio.Future] = {}
+        self._results: list[tuple[WorkItem, dict[str, Any]]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.stats = {"episodes": 0, "activities": 0, "starts": 0, "poll_seconds": 0.0}
@@ -170,7 +171,7 @@ class LocalHost:
     # -- blob trigger -----------------------------------------------------------
     def _load_receipts(self) -> None:
         """Finished receipts in memory (one query at start); every change is written through."""
-        self._finished = {tuple(r) for r in self.engine.db.execute(
+        self._receipted = {tuple(r) for r in self.engine.db.execute(
             "SELECT function, container, name, etag FROM receipts WHERE status IN ('done', 'poison')")}
         self._tries = {tuple(r[:4]): r[4] for r in self.engine.db.execute(
             "SELECT function, container, name, etag, tries FROM receipts WHERE status = 'retry'")}
@@ -182,7 +183,7 @@ class LocalHost:
         if status == "retry":
             self._tries[key] = tries
         else:
-            self._finished.add(key)
+            self._receipted.add(key)
             self._tries.pop(key, None)
 
     async def _poll(self, watch: BlobWatch) -> None:
@@ -204,7 +205,7 @@ class LocalHost:
             pending = []
             for ref in refs:
                 key = (watch.spec.name, ref.container, ref.name, ref.etag)
-                if key not in self._finished:
+                if key not in self._receipted:
                     pending.append(fire(ref, self._tries.get(key, 0)))
             await asyncio.gather(*pending)
             self.stats["poll_seconds"] += time.perf_counter() - started
@@ -243,12 +244,14 @@ class LocalHost:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             self._wake.clear()
+            self._record_results()
             episodes = self.engine.process_episodes()
             if episodes:
                 self.stats["episodes"] += episodes
                 kill_point("after-episode")
             self.engine.fire_due_timers()
-            free = self.config.workers - len(self._inflight)
+            # Keep a few activities queued per worker so no worker idles between dispatcher turns.
+            free = self.config.workers * 4 - len(self._inflight)
             if free > 0:
                 for item in self.engine.ready_activities(set(self._inflight), free):
                     future = loop.run_in_executor(self.pool, _worker_invoke, item.name, item.input)
@@ -281,10 +284,16 @@ class LocalHost:
         except Exception as exc:  # noqa: BLE001 - the worker process died: the activity failed
             outcome = {"EventType": 6, "Reason": f"worker process failed: {exc}", "Details": ""}
             self._restart_pool_if_broken()
-        kill_point("activity-done")
-        self.engine.complete_activity(item, outcome)
-        self.stats["activities"] += 1
+        self._results.append((item, outcome))
         self._wake.set()
+
+    def _record_results(self) -> None:
+        """Results that arrived since the last turn, recorded in one transaction."""
+        if self._results:
+            batch, self._results = self._results, []
+            kill_point("activity-done")
+            self.engine.complete_activities(batch)
+            self.stats["activities"] += len(batch)
 
 
 _WORKER_ACTIVITIES: dict[str, Any] = {}
