@@ -106,7 +106,7 @@ class LocalHost:
         # the host's own work (trigger, client API, replay) then never waits for the GIL.
         self.pool = ProcessPoolExecutor(max_workers=config.workers, mp_context=mp.get_context("spawn"),
                                         initializer=_worker_init, initargs=(str(config.app_root),
-                                                                            dict(os.environ)))
+                                                                            dict(os.environ), os.getpid()))
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: dict[int, asyncio.Future] = {}
@@ -165,7 +165,7 @@ class LocalHost:
         await http_utils._close_session()
         if self._runner is not None:
             await self._runner.cleanup()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
         self.engine.close()
 
     # -- blob trigger -----------------------------------------------------------
@@ -273,7 +273,8 @@ class LocalHost:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = ProcessPoolExecutor(max_workers=self.config.workers, mp_context=mp.get_context("spawn"),
                                             initializer=_worker_init,
-                                            initargs=(str(self.config.app_root), dict(os.environ)))
+                                            initargs=(str(self.config.app_root), dict(os.environ),
+                                                      os.getpid()))
 
     def _activity_done(self, item: WorkItem, future: asyncio.Future) -> None:
         self._inflight.pop(item.id, None)
@@ -299,17 +300,18 @@ class LocalHost:
 _WORKER_ACTIVITIES: dict[str, Any] = {}
 
 
-def _worker_init(app_root: str, environ: dict[str, str]) -> None:
+def _worker_init(app_root: str, environ: dict[str, str], host_pid: int) -> None:
     """In each worker process: the host's settings, then the function folders, loaded once."""
-    parent = os.getppid()
 
-    def exit_with_parent() -> None:
-        # A host killed with SIGKILL cannot stop its workers; they notice and leave.
-        while os.getppid() == parent:
+    def exit_with_host() -> None:
+        # A host killed with SIGKILL (or gone before this worker finished starting) cannot stop
+        # its workers; they notice and leave.
+        while os.getppid() == host_pid:
             time.sleep(0.5)
         os._exit(0)
 
-    threading.Thread(target=exit_with_parent, daemon=True, name="parent-watch").start()
+    threading.Thread(target=exit_with_host, daemon=True, name="host-watch").start()
+
     os.environ.update(environ)
     _, activities = registries(discover(Path(app_root)))
     _WORKER_ACTIVITIES.update(activities)

@@ -31,6 +31,25 @@ def storage(tmp_path: Path):
     service.stop()
 
 
+def _no_orphaned_workers_after(seconds: float) -> bool:
+    """True once no activity worker process is left without its host (re-parented to init)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        orphans = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if b"multiprocessing.spawn" in cmdline and ppid == 1:
+                orphans.append(proc.name)
+        if not orphans:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def retrying_store(state: Path) -> int:
     """Instances still running at the storing stage: they are waiting on a retry timer."""
     with sqlite3.connect(state / "durable.db") as db:
@@ -127,6 +146,7 @@ def test_sigkill_at_any_point_then_restart_completes_every_blob_once(storage, sq
     host = HostProcess(tmp_path / "state", storage, sqlite_cs, {"DEVHOST_KILL_AT": kill_at})
     etags = upload(storage, blobs)
     assert host.wait_exit(60) == -9, "the kill point was never reached"
+    assert _no_orphaned_workers_after(5), "worker processes outlived their SIGKILLed host"
     restarted = HostProcess(tmp_path / "state", storage, sqlite_cs)
     try:
         rows = wait_for_rows(sqlite_cs, etags)
