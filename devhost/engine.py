@@ -229,8 +229,6 @@ class Engine:
             body["historyEvents"] = json.loads(history)
         return body
 
-    def counts(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT status, COUNT(*) FROM instances GROUP BY status").fetchall())
 
     # -- orchestration episodes --------------------------------------------
     def process_episodes(self) -> int:
@@ -370,10 +368,6 @@ class Engine:
         if results:
             self._tx(work)
 
-    def idle(self) -> bool:
-        inbox = self.db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
-        work = self.db.execute("SELECT COUNT(*) FROM work").fetchone()[0]
-        return inbox == 0 and work == 0
 
     def run_until_idle(self, max_steps: int = 10_000) -> None:
         """Drive everything to rest on the calling thread; a ManualClock jumps to each timer."""

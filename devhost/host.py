@@ -15,7 +15,6 @@ import logging
 import multiprocessing as mp
 import os
 import signal
-import sqlite3
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -113,7 +112,6 @@ class LocalHost:
         self._results: list[tuple[WorkItem, dict[str, Any]]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
-        self.stats = {"episodes": 0, "activities": 0, "starts": 0, "poll_seconds": 0.0}
 
     def _watch_for(self, spec: FunctionSpec) -> BlobWatch:
         trigger = spec.trigger
@@ -195,7 +193,6 @@ class LocalHost:
                 await self._fire(watch, ref, tries)
 
         while not self._stopping.is_set():
-            started = time.perf_counter()
             try:
                 refs = await loop.run_in_executor(None, lambda: list(list_blob_refs(watch.connection_string,
                                                                                    watch.container)))
@@ -208,7 +205,6 @@ class LocalHost:
                 if key not in self._receipted:
                     pending.append(fire(ref, self._tries.get(key, 0)))
             await asyncio.gather(*pending)
-            self.stats["poll_seconds"] += time.perf_counter() - started
             try:
                 await asyncio.wait_for(self._stopping.wait(), self.config.poll_interval)
             except TimeoutError:
@@ -230,7 +226,6 @@ class LocalHost:
             log.error("%s failed for %r (try %d): %s%s", watch.spec.name, ref.name, tries, reason,
                       " -> poison" if status == "poison" else "")
             return
-        self.stats["starts"] += 1
         kill_point("after-start")
         self._write_receipt(watch, ref, "done", tries + 1, None)
 
@@ -245,9 +240,7 @@ class LocalHost:
         while not self._stopping.is_set():
             self._wake.clear()
             self._record_results()
-            episodes = self.engine.process_episodes()
-            if episodes:
-                self.stats["episodes"] += episodes
+            if self.engine.process_episodes():
                 kill_point("after-episode")
             self.engine.fire_due_timers()
             # Keep a few activities queued per worker so no worker idles between dispatcher turns.
@@ -294,7 +287,6 @@ class LocalHost:
             batch, self._results = self._results, []
             kill_point("activity-done")
             self.engine.complete_activities(batch)
-            self.stats["activities"] += len(batch)
 
 
 _WORKER_ACTIVITIES: dict[str, Any] = {}
@@ -334,11 +326,3 @@ async def run_host(config: HostConfig, ready: Any = None) -> LocalHost:
     await serving
     return host
 
-
-def status_of(db_path: Path) -> dict[str, int]:
-    """Instance counts by runtime status, read from a (possibly stopped) host's state."""
-    conn = sqlite3.connect(db_path)
-    try:
-        return dict(conn.execute("SELECT status, COUNT(*) FROM instances GROUP BY status").fetchall())
-    finally:
-        conn.close()
