@@ -18,10 +18,10 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   echo "This set-up script knows Debian and Ubuntu. On another system install these yourself:" >&2
-  echo "  - Python 3.11+ with venv; Node.js 20 and npm" >&2
+  echo "  - Python 3.13 with venv; Node.js 20 and npm" >&2
   echo "  - unixODBC and the SQLite3 ODBC driver (macOS: 'brew install unixodbc sqliteodbc')" >&2
   [ "$profile" = test ] && echo "  - PostgreSQL + psqlODBC, exiftool, ImageMagick (tests only)" >&2
-  echo "then run: python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt" >&2
+  echo "then run: python3.13 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt" >&2
   echo "      and: npm install --prefix .tools azurite@$AZURITE_VERSION" >&2
   exit 1
 fi
@@ -45,10 +45,30 @@ fi
 odbcinst -q -d -n SQLite3 >/dev/null 2>&1 || {
   echo "The SQLite3 ODBC driver is not registered in /etc/odbcinst.ini; reinstall libsqliteodbc." >&2; exit 1; }
 
-stamp=.venv/.requirements-$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+# Python 3.13: the version Azure runs this app on (Flex Consumption), through azure-functions-runtime-v1.
+find_python() {
+  local cand
+  for cand in "${PYTHON:-}" python3.13; do
+    [ -n "$cand" ] && "$cand" -c 'import sys, venv; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 \
+      && { command -v "$cand"; return 0; }
+  done
+  if command -v pyenv >/dev/null 2>&1; then   # pyenv keeps 3.13 without putting it on PATH
+    cand=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13\.[0-9]+$' | sort -V | tail -n 1)
+    [ -n "$cand" ] && PYENV_VERSION="$cand" pyenv which python3.13 2>/dev/null && return 0
+  fi
+  return 1
+}
+if ! py=$(find_python); then
+  echo "Python 3.13 is needed (Azure Functions runs this app on 3.13) and was not found." >&2
+  echo "Install it, e.g. 'uv python install 3.13', 'pyenv install 3.13', or your distribution's" >&2
+  echo "python3.13 + python3.13-venv packages (Ubuntu: the deadsnakes PPA); or set PYTHON=/path/to/python3.13." >&2
+  exit 1
+fi
+stamp=.venv/.requirements-$( (cat requirements.txt requirements-dev.txt; "$py" -V) | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  say "creating .venv and installing Python packages"
-  python3 -m venv .venv
+  say "creating .venv ($("$py" -V)) and installing Python packages"
+  rm -rf .venv
+  "$py" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -r requirements-dev.txt
   rm -f .venv/.requirements-* && touch "$stamp"
