@@ -27,7 +27,7 @@ def azurite_binary() -> Path:
     path = APP_ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
     if not path.exists():
         raise ServiceError(
-            f"Azurite is not installed in {path.parent}. Run 'make tools' (needs Node.js 20 and npm: "
+            f"Azurite is not installed in {path.parent}. Run 'make setup' (needs Node.js 20 and npm: "
             "'sudo apt-get install nodejs npm'), which installs azurite@" + AZURITE_VERSION + " there."
         )
     if shutil.which("node") is None:

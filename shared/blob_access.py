@@ -67,7 +67,8 @@ def storage_call(connection_string: str, what: str, call: Callable[[], T]) -> T:
     except (ServiceRequestError, ServiceResponseError) as exc:
         raise StorageUnavailableError(
             f"cannot reach blob storage at {_describe_endpoint(connection_string)} while trying to "
-            f"{what}: {exc}. Locally, start Azurite (make azurite) or check AzureWebJobsStorage."
+            f"{what}: {exc}. Locally, start Azurite ('make azurite', or 'make run' with the local host) "
+            "or check AzureWebJobsStorage."
         ) from None
     except ClientAuthenticationError as exc:
         raise ConfigurationError(
@@ -209,6 +210,34 @@ def upload_bytes(
         last_modified=_iso(result.get("last_modified")),
         url=blob.url,
         content_type=content_type,
+    )
+
+
+def blob_version(connection_string: str, container: str, name: str) -> BlobRef | None:
+    """The blob's current version from one Get Blob Properties call, or None when it is gone.
+
+    The starter takes the version from here, never from the trigger: the Functions host hands the
+    trigger's ETag over as ``{}`` (see shared/notes and tests/test_host_shapes.py).
+    """
+    blob = service_client(connection_string).get_blob_client(container, name)
+
+    def call() -> Any:
+        try:
+            return blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+
+    props = storage_call(connection_string, f"read the properties of blob {name!r}", call)
+    if props is None:
+        return None
+    return BlobRef(
+        container=container,
+        name=name,
+        etag=normalise_etag(props.etag),
+        size=props.size,
+        last_modified=_iso(props.last_modified),
+        url=blob.url,
+        content_type=props.content_settings.content_type if props.content_settings else None,
     )
 
 
