@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import secrets
 import signal
 import threading
 import time
@@ -118,6 +119,7 @@ class LocalHost:
         self._results: list[tuple[WorkItem, dict[str, Any]]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.system_key = secrets.token_urlsafe(24)  # the extension's webhook key ('code=')
         self.trigger_bytes = 0  # blob bytes the trigger shipped to the worker (the host downloads them all)
 
     def _watch_for(self, spec: FunctionSpec) -> BlobWatch:
@@ -135,7 +137,7 @@ class LocalHost:
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
         self.engine.on_change = self._wake.set
-        self._runner = web.AppRunner(build_app(self.engine), access_log=None)
+        self._runner = web.AppRunner(build_app(self.engine, self.system_key), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.config.port)
         try:
@@ -144,7 +146,7 @@ class LocalHost:
             raise RuntimeError(f"cannot listen on 127.0.0.1:{self.config.port} for the durable client "
                                f"API ({exc.strerror}); is another host running? Choose another port.") from None
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.binding = client_binding(f"http://127.0.0.1:{self.port}/durabletask/", self.config.task_hub)
+        self.binding = client_binding(f"http://127.0.0.1:{self.port}", self.config.task_hub, self.system_key)
         log.info("durable client API on http://127.0.0.1:%d/durabletask/", self.port)
 
     async def serve(self) -> None:

@@ -34,12 +34,12 @@ CONTAINER = "images-input"
 @contextlib.asynccontextmanager
 async def client_endpoint(engine: Engine) -> AsyncIterator[str]:
     """The durable client HTTP API on a free loopback port; yields the durableClient binding JSON."""
-    runner = web.AppRunner(build_app(engine))
+    runner = web.AppRunner(build_app(engine, "test-key"))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield client_binding(f"http://127.0.0.1:{port}/durabletask/", "TestHub")
+        yield client_binding(f"http://127.0.0.1:{port}", "TestHub", "test-key")
     finally:
         await runner.cleanup()
 
