@@ -24,8 +24,8 @@ import azure.durable_functions as df
 import pytest
 from aiohttp import web
 from azure.functions.blob import InputStream
-from azure_functions_runtime_v1.bindings.meta import from_incoming_proto
 from azure.storage.blob import ContentSettings
+from azure_functions_runtime_v1.bindings.meta import from_incoming_proto
 
 from devhost.blob_trigger import trigger_input
 from devhost.client_api import build_app, client_binding
