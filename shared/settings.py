@@ -20,10 +20,10 @@ STORE_ACTIVITY = "StoreMetadata"
 DEFAULT_RETRY_DELAYS = (5.0, 10.0, 20.0, 40.0, 60.0, 60.0)
 
 _SQL_HELP = (
-    "Set the app setting SqlConnectionString to an ODBC connection string, e.g. "
-    "locally 'Driver={SQLite3};Database=/abs/path/images.db;Timeout=2000;' or on Azure "
-    "'Driver={ODBC Driver 18 for SQL Server};Server=tcp:<server>.database.windows.net,1433;"
-    "Database=<db>;Authentication=ActiveDirectoryMsi;Encrypt=yes;'."
+    "Set the app setting SqlConnectionString, e.g. locally "
+    "'Driver={SQLite3};Database=/abs/path/images.db;Timeout=2000;' (pyodbc) or on Azure "
+    "'Server=tcp:<server>.database.windows.net,1433;Database=<db>;Encrypt=yes;"
+    "Authentication=ActiveDirectoryMSI;UID=<identity client id>;' (mssql-python, no Driver)."
 )
 
 
@@ -137,9 +137,9 @@ def check_sql_connection_string(value: str) -> dict[str, str]:
     if not value or not value.strip():
         raise ConfigurationError(f"App setting SqlConnectionString is missing or empty. {_SQL_HELP}")
     pairs = parse_odbc_connection_string(value)
-    if "driver" not in pairs and "dsn" not in pairs:
+    if not {"driver", "dsn", "server", "address", "addr"} & pairs.keys():
         raise ConfigurationError(
-            "SqlConnectionString names no ODBC Driver (or DSN); pyodbc needs one, e.g. "
-            f"'Driver={{ODBC Driver 18 for SQL Server}};...'. {_SQL_HELP}"
+            "SqlConnectionString names neither an ODBC Driver (or DSN) for pyodbc nor a Server for "
+            f"mssql-python. {_SQL_HELP}"
         )
     return pairs
