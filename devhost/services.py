@@ -75,13 +75,27 @@ class Azurite:
     process: subprocess.Popen
     port: int
     location: Path
+    https: bool = False
 
     @property
     def connection_string(self) -> str:
+        if self.https:
+            return storage_connection_string(self.port).replace("http", "https")
         return storage_connection_string(self.port)
 
+    @property
+    def blob_service_uri(self) -> str:
+        """The account's blob endpoint (what AzureWebJobsStorage__blobServiceUri names)."""
+        return f"{'https' if self.https else 'http'}://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
+
     @classmethod
-    def start(cls, port: int = 10000, location: Path | None = None, log: Path | None = None) -> Azurite:
+    def start(cls, port: int = 10000, location: Path | None = None, log: Path | None = None,
+              cert: Path | None = None, key: Path | None = None, oauth: bool = False) -> Azurite:
+        """Start the blob service; with ``cert``/``key`` (PEM) it serves HTTPS, and ``oauth``
+        adds Azurite's ``--oauth basic`` bearer-token checks (which need HTTPS)."""
+        if oauth and not (cert and key):
+            raise ServiceError("Azurite's OAuth mode needs HTTPS: pass cert and key (PEM files).")
+        tls = ["--cert", str(cert), "--key", str(key)] if cert and key else []
         binary = azurite_binary()
         if not port_free(port):
             raise ServiceError(
@@ -93,7 +107,8 @@ class Azurite:
         out = open(log, "ab") if log else subprocess.DEVNULL
         proc = subprocess.Popen(
             [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
-             "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+             "--skipApiVersionCheck", "--disableTelemetry", "--loose", *tls,
+             *(["--oauth", "basic"] if oauth else [])],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
@@ -101,7 +116,7 @@ class Azurite:
         except ServiceError as exc:
             proc.kill()
             raise ServiceError(f"Azurite did not start: {exc}") from None
-        return cls(proc, port, location)
+        return cls(proc, port, location, https=bool(tls))
 
     def stop(self) -> None:
         if self.process.poll() is None:
