@@ -29,10 +29,15 @@ def tsql_problems(sql: str) -> list[str]:
             problems.append("sqlglot: fell back to an unparsed Command")
     except sqlglot.errors.SqlglotError as exc:
         problems.append(f"sqlglot: {str(exc).splitlines()[0]}")
+    return problems + sqlfluff_problems(sql)
+
+
+def sqlfluff_problems(sql: str) -> list[str]:
+    """Why sqlfluff's T-SQL grammar rejects the statement; empty when it accepts it."""
     parsed = _LINTER.parse_string(sql)
     if parsed.tree is None or parsed.violations or any(parsed.tree.recursive_crawl("unparsable")):
-        problems.append(f"sqlfluff: {[v.desc() for v in parsed.violations][:1] or 'unparsable'}")
-    return problems
+        return [f"sqlfluff: {[v.desc() for v in parsed.violations][:1] or 'unparsable'}"]
+    return []
 
 
 DIALECT = TSqlDialect()
