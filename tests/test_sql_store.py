@@ -397,3 +397,15 @@ def test_refused_managed_identity_is_a_configuration_error_with_the_fix(identity
     with pytest.raises(ConfigurationError, match="Entra ID token.*UID in SqlConnectionString is its client id"):
         connect(cs, timeout=3)
     assert identity_endpoint.requests
+
+
+def test_mssql_python_errors_are_classified_like_pyodbc_ones():
+    """mssql-python raises its own DB-API classes with the driver's text (error number in
+    parentheses), so a paused database is retried and a syntax error is not, whichever driver."""
+    paused = mssql_python.OperationalError(
+        "Database 'images' on server 'sql-x' is not currently available.",
+        "[Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Database 'images' on server 'sql-x' is not "
+        "currently available. Please retry the connection later. (40613)")
+    syntax = mssql_python.ProgrammingError("Incorrect syntax near 'x'.", "[SQL Server]Incorrect syntax (102)")
+    assert is_transient(paused)
+    assert not is_transient(syntax)
