@@ -371,9 +371,21 @@ def subscription_problems(body: dict[str, Any]) -> list[str]:
     return problems
 
 
+# Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15, the version the hook PUTs:
+# EventSubscriptionProperties, WebHookEventSubscriptionDestination(Properties),
+# EventSubscriptionFilter and RetryPolicy in eventgrid/microsoft.eventgrid/2025-02-15/types.md.
+EVENT_SUBSCRIPTION = {"properties": {
+    "destination": {"endpointType": ANY, "properties": {"endpointUrl": ANY, "maxEventsPerBatch": ANY}},
+    "filter": {"includedEventTypes": ANY, "subjectBeginsWith": ANY},
+    "eventDeliverySchema": ANY,
+    "retryPolicy": {"maxDeliveryAttempts": ANY, "eventTimeToLiveInMinutes": ANY}}}
+
+
 def test_event_subscription_sends_blob_created_and_deleted_in_images_input_to_the_starter():
     body = azd_hooks.event_subscription_body("func-x.azurewebsites.net", "k")
     assert subscription_problems(body) == []
+    assert unknown_properties(body, EVENT_SUBSCRIPTION) == []
+    assert azd_hooks.API["eventgrid"] == "2025-02-15"
     [topic] = RESOURCES["Microsoft.EventGrid/systemTopics"]
     assert topic["properties"]["topicType"] == "Microsoft.Storage.StorageAccounts"
 
