@@ -171,3 +171,16 @@ def test_tokens_are_not_sent_over_plain_http(identity, monkeypatch):
 def test_connection_string_over_https_still_works(oauth_azurite, identity):
     """Shared key keeps working beside OAuth (local development and the manual path)."""
     assert check_storage(oauth_azurite.connection_string) is None
+
+
+def test_without_credential_setting_the_default_chain_is_used(oauth_azurite, identity, monkeypatch):
+    """No __credential: the host uses the ambient identity; DefaultAzureCredential finds the managed
+    identity endpoint here (on a developer's machine it finds `az login` / `azd auth login`)."""
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.setenv("AzureWebJobsStorage__blobServiceUri", oauth_azurite.blob_service_uri + "/")
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    target = storage_connection_string()
+    assert isinstance(target, StorageIdentity) and not target.managed_identity
+    assert check_storage(target) is None
+    assert identity.requests and all("client_id" not in r for r in identity.requests)
