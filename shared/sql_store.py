@@ -367,6 +367,14 @@ _MSSQL_PYTHON_HELP = (
 )
 
 
+# How mssql-python reports a driver it cannot load (ddbc_bindings: the native library or one of its
+# OS dependencies missing); retrying cannot help, so it must not look like a lost connection.
+_DRIVER_LOAD_FAILURES = ("failed to load the driver", "odbc driver binaries are missing")
+_DRIVER_LOAD_HELP = (
+    "mssql-python could not load its bundled SQL Server driver ({exc}). Reinstall it "
+    "('pip install --force-reinstall mssql-python mssql-python-odbc'); on Debian/Ubuntu it also needs "
+    "'apt-get install libltdl7 libkrb5-3 libgssapi-krb5-2'. Or name an installed ODBC driver with Driver={{...}}."
+)
 _TOKEN_HELP = (
     "could not get an Entra ID token for the database: {exc}. Check that the function app has the "
     "user-assigned managed identity and that UID in SqlConnectionString is its client id."
@@ -428,11 +436,8 @@ def _connect_mssql_python(connection_string: str, pairs: dict[str, str], timeout
             f"{'; '.join(exc.errors)}. {_MSSQL_PYTHON_HELP}"
         ) from None
     except RuntimeError as exc:
-        if "load the driver" in str(exc).lower():
-            raise DriverNotInstalledError(
-                f"mssql-python could not load its bundled SQL Server driver ({exc}). On Debian/Ubuntu "
-                "install its OS libraries: 'apt-get install libltdl7 libkrb5-3 libgssapi-krb5-2'."
-            ) from None
+        if any(sign in str(exc).lower() for sign in _DRIVER_LOAD_FAILURES):
+            raise DriverNotInstalledError(_DRIVER_LOAD_HELP.format(exc=exc)) from None
         # mssql-python reports a failed Entra ID token request (no managed identity, wrong
         # client id) as RuntimeError; retrying does not help until the setting is fixed.
         raise ConfigurationError(_TOKEN_HELP.format(exc=exc)) from None
@@ -448,6 +453,8 @@ def connect(connection_string: str, timeout: int = 30) -> Any:
             return _connect_pyodbc(connection_string, pairs.get("driver"), timeout)
         return _connect_mssql_python(connection_string, pairs, timeout)
     except errors as exc:
+        if any(sign in str(exc).lower() for sign in _DRIVER_LOAD_FAILURES):
+            raise DriverNotInstalledError(_DRIVER_LOAD_HELP.format(exc=exc)) from None
         if "access token" in str(exc).lower():
             raise ConfigurationError(_TOKEN_HELP.format(exc=exc)) from None
         if is_transient(exc):

@@ -4,6 +4,9 @@ no SQL Server allows (driver choice, its bundled driver loading, the managed-ide
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -409,3 +412,25 @@ def test_mssql_python_errors_are_classified_like_pyodbc_ones():
     syntax = mssql_python.ProgrammingError("Incorrect syntax near 'x'.", "[SQL Server]Incorrect syntax (102)")
     assert is_transient(paused)
     assert not is_transient(syntax)
+
+
+def test_a_driver_mssql_python_cannot_load_fails_with_the_fix_not_as_a_lost_connection(tmp_path):
+    """Run in a child process whose mssql_python_odbc package has no driver binaries (what a
+    broken install looks like to mssql-python's native loader, which finds the driver next to
+    that package's __file__): the first connection raises DriverNotInstalledError with the fix,
+    not a transient error that would be retried for minutes."""
+    fake = tmp_path / "mssql_python_odbc"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('__version__ = "18.6.2.2"\n')
+    code = (
+        "from shared.sql_store import connect\n"
+        "from shared.errors import DriverNotInstalledError\n"
+        "try:\n"
+        "    connect('Server=tcp:127.0.0.1,1;Database=d;Encrypt=yes;', timeout=1)\n"
+        "except DriverNotInstalledError as exc:\n"
+        "    print('DriverNotInstalledError:', exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parent.parent)])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.startswith("DriverNotInstalledError:"), out.stdout + out.stderr
+    assert "pip install --force-reinstall mssql-python" in out.stdout and "libltdl7" in out.stdout
