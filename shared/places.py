@@ -1,0 +1,73 @@
+"""Offline look-ups from a GPS position: the IANA time zone and the place name.
+
+Both load their data on first use, never at import, so images without GPS (and a
+function instance's cold start) never pay for them:
+
+- time zone: ``tzfpy`` (timezone-boundary-builder polygons compiled into the wheel; no
+  dependencies);
+- place: ``reverse_geocode`` (GeoNames cities1000 with admin-1 names, shipped in the
+  package), the way Immich does it: the nearest populated place within 25 km gives
+  City, Region (admin-1) and Country; farther from any place, none of them.
+
+Measured costs are in docs/extraction.md (``python -m bench.extraction``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+MAX_PLACE_DISTANCE_KM = 25.0  # Immich's reverseGeocodeMaxDistance (25,000 m)
+EARTH_RADIUS_KM = 6371.0088
+_lock = threading.Lock()
+_geocoder: Any = None
+
+
+@dataclass(frozen=True)
+class Place:
+    country: str | None
+    region: str | None
+    city: str | None
+    distance_km: float
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle (haversine) distance."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+@lru_cache(maxsize=4096)
+def time_zone_at(lat: float, lon: float) -> str | None:
+    """IANA time zone name at a position ('Etc/GMT+n' at sea), or None."""
+    from tzfpy import get_tz
+
+    name = get_tz(lon, lat)
+    return name or None
+
+
+def _load_geocoder() -> Any:
+    global _geocoder
+    with _lock:
+        if _geocoder is None:
+            import reverse_geocode
+
+            _geocoder = reverse_geocode.GeocodeData()
+    return _geocoder
+
+
+@lru_cache(maxsize=4096)
+def place_at(lat: float, lon: float) -> Place | None:
+    """The nearest GeoNames place within 25 km, or None."""
+    geocoder = _geocoder or _load_geocoder()
+    [found] = geocoder.query([(lat, lon)])
+    distance = distance_km(lat, lon, found["latitude"], found["longitude"])
+    if distance > MAX_PLACE_DISTANCE_KM:
+        return None
+    return Place(country=found.get("country") or None, region=found.get("state") or None,
+                 city=found.get("city") or None, distance_km=round(distance, 3))
