@@ -24,7 +24,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from shared import capture_time, places
 from shared.errors import RejectedInput
-from shared.iptc import read_iptc
+from shared.iptc import iptc_newer_than_xmp, read_iptc
 from shared.models import ImageMetadata
 from shared.ranged_reader import RangedFile, ReadBudgetExceeded
 from shared.settings import Limits
@@ -158,6 +158,7 @@ class _Found:
     exif: dict[str, Any] = field(default_factory=dict)
     xmp: dict[str, Any] = field(default_factory=dict)
     iptc: dict[str, Any] = field(default_factory=dict)
+    iptc_first: bool = False  # IPTCDigest says IPTC was edited after XMP
 
 
 def _apply_exif(im: Image.Image, meta: ImageMetadata, found: _Found) -> None:
@@ -225,6 +226,7 @@ def _read_embedded(im: Image.Image, meta: ImageMetadata, found: _Found) -> None:
     if im.format in ("JPEG", "MPO", "TIFF"):
         try:
             found.iptc = read_iptc(im)
+            found.iptc_first = bool(found.iptc) and iptc_newer_than_xmp(im)
         except Exception as exc:  # noqa: BLE001 - a broken IPTC block costs its fields only
             _warn(meta, "iptc", exc)
 
@@ -247,31 +249,41 @@ def _rating(value: Any) -> int | None:
     return int(number) if number.is_integer() and -1 <= number <= 5 else None
 
 
-def _keywords(*lists: Any) -> list[str] | None:
-    """XMP dc:subject then IPTC Keywords, each once (case-insensitively), in order."""
+def _keywords(items: Any) -> list[str] | None:
+    """A keyword list, each keyword once (case-insensitively), in order."""
     seen: dict[str, str] = {}
-    for items in lists:
-        for item in items if isinstance(items, list) else [items]:
-            text = _clean(item, MAX_KEYWORD)
-            if text and text.casefold() not in seen and len(seen) < MAX_KEYWORDS:
-                seen[text.casefold()] = text
+    for item in items if isinstance(items, list) else [items]:
+        text = _clean(item, MAX_KEYWORD)
+        if text and text.casefold() not in seen and len(seen) < MAX_KEYWORDS:
+            seen[text.casefold()] = text
     return list(seen.values()) or None
 
 
+def _pick(*values: Any) -> Any:
+    return next((v for v in values if v), None)
+
+
 def _merge(meta: ImageMetadata, found: _Found) -> capture_time.LocalTime | None:
-    """Choose each field from EXIF, IPTC and XMP in the Metadata Working Group's order
-    (exiftool's MWG module): EXIF first, then IPTC, then XMP — except capture time, where
-    exiftool's own DateTimeOriginal prefers XMP's exif:DateTimeOriginal to IPTC."""
+    """Choose each field as exiftool's MWG module (the Metadata Working Group's rules) does:
+    EXIF first (but XMP's rating before EXIF's), then XMP, then IPTC — IPTC before XMP only when Photoshop's IPTCDigest shows
+    the IPTC was edited after the XMP. Capture time follows exiftool's own DateTimeOriginal:
+    EXIF, then XMP exif:DateTimeOriginal, then IPTC date + time, then photoshop:DateCreated."""
     exif, xmp, iptc = found.exif, found.xmp, found.iptc
-    meta.title = _clean(_first(xmp.get("title")), 512) or _clean(iptc.get("object_name"), 512)
-    meta.description = (exif.get("description") or _clean(iptc.get("caption"), 2000, True)
-                        or _clean(_first(xmp.get("description")), 2000, True))
-    meta.keywords = _keywords(xmp.get("subject"), iptc.get("keywords"))
-    meta.rating = _rating(xmp.get("rating")) if "rating" in xmp else _rating(exif.get("rating"))
-    meta.artist = (exif.get("artist") or _joined(iptc.get("by_line"), 256)
-                   or _joined(xmp.get("creator"), 256))
-    meta.copyright = (exif.get("copyright") or _clean(iptc.get("copyright_notice"), 512)
-                      or _clean(_first(xmp.get("rights")), 512))
+
+    def ordered(xmp_value: Any, iptc_value: Any) -> tuple[Any, Any]:
+        return (iptc_value, xmp_value) if found.iptc_first else (xmp_value, iptc_value)
+
+    meta.title = _pick(*ordered(_clean(_first(xmp.get("title")), 512),
+                                _clean(iptc.get("object_name"), 512)))
+    meta.description = _pick(exif.get("description"), *ordered(
+        _clean(_first(xmp.get("description")), 2000, True), _clean(iptc.get("caption"), 2000, True)))
+    meta.keywords = _pick(*ordered(_keywords(xmp.get("subject")), _keywords(iptc.get("keywords"))))
+    meta.rating = next((r for r in (_rating(xmp.get("rating")), _rating(exif.get("rating")))
+                        if r is not None), None)
+    meta.artist = _pick(exif.get("artist"), *ordered(_joined(xmp.get("creator"), 256),
+                                                     _joined(iptc.get("by_line"), 256)))
+    meta.copyright = _pick(exif.get("copyright"), *ordered(_clean(_first(xmp.get("rights")), 512),
+                                                           _clean(iptc.get("copyright_notice"), 512)))
     local = capture_time.choose(
         exif.get("taken"),
         capture_time.parse_xmp(_first(xmp.get("date_time_original"))),

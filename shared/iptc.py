@@ -6,6 +6,7 @@ exiftool reads it as Latin (Windows-1252), and so do we.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from PIL import Image, IptcImagePlugin
@@ -21,6 +22,20 @@ DATASETS: dict[tuple[int, int], str] = {
     (2, 120): "caption",
 }
 REPEATABLE = {"keywords", "by_line"}
+IPTC_NAA, IPTC_DIGEST = 0x0404, 0x0425  # Photoshop image resource ids
+
+
+def iptc_newer_than_xmp(im: Image.Image) -> bool:
+    """True when Photoshop's IPTCDigest exists and differs from the MD5 of the IPTC block: a
+    program that does not know XMP edited the IPTC last, so the Metadata Working Group says
+    IPTC wins over XMP (exiftool's MWG module reads it the same way)."""
+    resources = im.info.get("photoshop")
+    if not isinstance(resources, dict):
+        return False
+    block, digest = resources.get(IPTC_NAA), resources.get(IPTC_DIGEST)
+    if not isinstance(block, bytes) or not isinstance(digest, bytes):
+        return False
+    return hashlib.md5(block, usedforsecurity=False).digest() != digest[:16]
 
 
 def _decode(raw: bytes, utf8: bool) -> str:
