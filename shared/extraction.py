@@ -25,14 +25,11 @@ from PIL import Image, ImageCms, UnidentifiedImageError, features
 from shared import capture_time, places
 from shared.errors import RejectedInput
 from shared.iptc import iptc_newer_than_xmp, read_iptc
-from shared.models import ImageMetadata
+from shared.models import EXTRACTOR_VERSION, ImageMetadata
 from shared.ranged_reader import RangedFile, ReadBudgetExceeded
 from shared.settings import Limits
 from shared.xmp import XmpError, parse_xmp
 
-# Bumped whenever a change could alter what an image's row says; every row records it, so
-# rows written by an older extractor can be found (and re-run by reconciliation).
-EXTRACTOR_VERSION = 2
 
 try:  # HEIC/HEIF (phones upload them) through the maintained pillow-heif plugin.
     from pillow_heif import register_heif_opener

@@ -16,6 +16,10 @@ STATUS_PROCESSED = "processed"
 STATUS_REJECTED = "rejected"
 STATUS_FAILED = "failed"
 
+# Bumped whenever a change could alter what an image's row says; every row records the
+# version that wrote it, so rows written by an older extractor can be found and re-run.
+EXTRACTOR_VERSION = 2
+
 OUTCOME_OK = "ok"
 OUTCOME_REJECTED = "rejected"
 OUTCOME_TRANSIENT = "transient"
