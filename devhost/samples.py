@@ -362,7 +362,9 @@ def metadata_corpus() -> dict[str, bytes]:
                                       Exif(orientation=6, make="Google", model="Pixel 9",
                                            taken="2025:06:07 08:09:10", offset="+01:00"),
                                       xmp=xmp_packet(subjects=["avif"], rating="4"))
-        corpus["plain.avif"] = encode(picture((64, 48), "RGBA", seed=25), "AVIF")
+        translucent = picture((64, 48), "RGBA", seed=25)
+        translucent.putalpha(128)  # libavif drops an alpha plane that is fully opaque
+        corpus["plain.avif"] = encode(translucent, "AVIF")
     except (KeyError, OSError):  # a Pillow built without libavif
         pass
     return corpus

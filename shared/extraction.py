@@ -30,7 +30,6 @@ from shared.ranged_reader import RangedFile, ReadBudgetExceeded
 from shared.settings import Limits
 from shared.xmp import XmpError, parse_xmp
 
-
 try:  # HEIC/HEIF (phones upload them) through the maintained pillow-heif plugin.
     from pillow_heif import register_heif_opener
 
