@@ -208,11 +208,11 @@ def xmp_packet(*, taken: str | None = None, photoshop_date: str | None = None,
     rdf:Description, lists as rdf:Bag/Seq, language alternatives as rdf:Alt."""
     attrs = []
     if taken:
-        attrs.append(f'exif:DateTimeOriginal="{taken}"')
+        attrs.append(f'exif:DateTimeOriginal="{_xml_escape(taken)}"')
     if photoshop_date:
-        attrs.append(f'photoshop:DateCreated="{photoshop_date}"')
+        attrs.append(f'photoshop:DateCreated="{_xml_escape(photoshop_date)}"')
     if rating is not None:
-        attrs.append(f'xmp:Rating="{rating}"')
+        attrs.append(f'xmp:Rating="{_xml_escape(rating)}"')
     children = []
 
     def listed(name: str, kind: str, items: list[str]) -> None:

@@ -359,7 +359,7 @@ def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
             + " (the file extension is not trusted)"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError,
-            KeyError, TypeError, MemoryError) as exc:
+            KeyError, TypeError, MemoryError, RuntimeError) as exc:  # libavif raises RuntimeError
         raise RejectedInput(f"corrupt image header: {type(exc).__name__}: {exc}") from None
     try:
         width, height = im.size
