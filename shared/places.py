@@ -61,11 +61,34 @@ def _load_geocoder() -> Any:
     return _geocoder
 
 
+def _search_bound(lat: float) -> float:
+    """A radius in the (latitude, longitude) degree space of reverse_geocode's k-d tree that
+    holds every point within 25 km: 25 km is at most this many degrees of latitude, and a
+    longitude degree shrinks by cos(latitude). Bounding the search makes a point far from any
+    place (at sea) cost a few tree nodes instead of a walk over much of the tree."""
+    degrees = MAX_PLACE_DISTANCE_KM / 111.19 * 1.01
+    return min(degrees / max(math.cos(math.radians(lat)), 0.005), 360.0)
+
+
+def _nearest(geocoder: Any, lat: float, lon: float) -> dict[str, Any] | None:
+    tree, locations = getattr(geocoder, "_tree", None), getattr(geocoder, "_locations", None)
+    if tree is None or locations is None:  # another reverse_geocode layout: its public query
+        return geocoder.query([(lat, lon)])[0]
+    distance, index = tree.query((lat, lon), k=1, distance_upper_bound=_search_bound(lat))
+    if math.isinf(distance):
+        return None
+    found = dict(locations[index])
+    found["country"] = geocoder._countries.get(found["country_code"], "")
+    return found
+
+
 @lru_cache(maxsize=4096)
 def place_at(lat: float, lon: float) -> Place | None:
     """The nearest GeoNames place within 25 km, or None."""
     geocoder = _geocoder or _load_geocoder()
-    [found] = geocoder.query([(lat, lon)])
+    found = _nearest(geocoder, lat, lon)
+    if found is None:
+        return None
     distance = distance_km(lat, lon, found["latitude"], found["longitude"])
     if distance > MAX_PLACE_DISTANCE_KM:
         return None

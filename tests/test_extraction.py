@@ -274,3 +274,16 @@ def test_lookups_stay_out_of_the_cold_path():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(__file__).resolve().parent.parent))
     assert out.stdout.strip() == "[]"
+
+
+def test_bounded_place_search_finds_what_the_library_finds():
+    """The bounded k-d tree search gives reverse_geocode's own answer wherever that answer is
+    within 25 km, across latitudes (equator to Svalbard) and both sides of the meridian."""
+    import reverse_geocode
+
+    points = [(48.85, 2.29), (35.65, 139.74), (40.7, -74.0), (-33.86, 151.2), (64.1, -21.9),
+              (78.2, 15.6), (0.3, 32.6), (-54.8, -68.3), (60.17, 24.94), (19.43, -99.13)]
+    for lat, lon in points:
+        ours = places.place_at.__wrapped__(lat, lon)
+        theirs = reverse_geocode.get((lat, lon))
+        assert ours is not None and ours.city == theirs["city"] and ours.country == theirs["country"]
