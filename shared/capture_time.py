@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MAX_OFFSET = timedelta(hours=14)
@@ -21,6 +22,8 @@ _ISO = re.compile(
     r"^(\d{4})[-:](\d{2})[-:](\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
     r"\s*(Z|[+-]\d{2}:?\d{2})?$"
 )
+_ZONE = re.compile(r"([+-])(\d{2}):?(\d{2})")
+_EXIF_TIME = re.compile(r"(\d{4}):(\d{2}):(\d{2}) (\d{2}):(\d{2}):(\d{2})")
 _EXIF_OFFSET = re.compile(r"^[+-](?:[01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -33,19 +36,21 @@ class LocalTime:
     source: str  # exif | xmp | iptc
 
 
+@lru_cache(maxsize=256)
 def format_offset(offset: timedelta) -> str:
     minutes = int(offset.total_seconds() // 60)
     sign = "-" if minutes < 0 else "+"
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+@lru_cache(maxsize=256)
 def _offset(text: str | None) -> timedelta | None:
     """'Z', '+02:00', '+0200' -> timedelta; None if missing or out of range."""
     if not text:
         return None
     if text == "Z":
         return timedelta(0)
-    match = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
+    match = _ZONE.fullmatch(text)
     if not match or int(match[3]) > 59:
         return None
     value = timedelta(hours=int(match[2]), minutes=int(match[3]))
@@ -55,10 +60,11 @@ def _offset(text: str | None) -> timedelta | None:
 
 def parse_exif(value: str | None, offset: str | None) -> LocalTime | None:
     """EXIF 'YYYY:MM:DD HH:MM:SS' plus OffsetTimeOriginal."""
-    if not value:
+    match = _EXIF_TIME.match(value) if value else None
+    if not match:
         return None
     try:
-        parsed = datetime.strptime(value[:19], "%Y:%m:%d %H:%M:%S")
+        parsed = datetime(*(int(part) for part in match.groups()))
     except ValueError:
         return None
     zone = _offset(offset) if offset and _EXIF_OFFSET.match(offset) else None

@@ -90,6 +90,8 @@ def _exif_bytes(value: Any) -> bytes | None:
 def _text(value: Any, limit: int = 128) -> str | None:
     """EXIF text: cut at the first NUL, UTF-8 if it decodes as such, else Latin-1; trailing
     blanks dropped; None when empty or holding control characters (garbage)."""
+    if isinstance(value, str) and value.isascii() and "\x00" not in value:
+        return _clean(value, limit)  # the common case: plain ASCII, NUL already gone
     raw = _exif_bytes(value)
     if raw is None:
         return None
@@ -219,7 +221,7 @@ def _read_embedded(im: Image.Image, meta: ImageMetadata, found: _Found) -> None:
             found.xmp = parse_xmp(packet)
         except XmpError as exc:
             _warn(meta, "xmp", exc)
-    if im.format in ("JPEG", "MPO", "TIFF"):
+    if "photoshop" in im.info or (im.format == "TIFF" and 33723 in getattr(im, "tag_v2", {})):
         try:
             found.iptc = read_iptc(im)
             found.iptc_first = bool(found.iptc) and iptc_newer_than_xmp(im)
@@ -265,6 +267,10 @@ def _merge(meta: ImageMetadata, found: _Found) -> capture_time.LocalTime | None:
     the IPTC was edited after the XMP. Capture time follows exiftool's own DateTimeOriginal:
     EXIF, then XMP exif:DateTimeOriginal, then IPTC date + time, then photoshop:DateCreated."""
     exif, xmp, iptc = found.exif, found.xmp, found.iptc
+    if not xmp and not iptc:  # the common camera file: EXIF alone decides
+        meta.description, meta.artist = exif.get("description"), exif.get("artist")
+        meta.copyright, meta.rating = exif.get("copyright"), _rating(exif.get("rating"))
+        return _set_capture_time(meta, exif.get("taken"))
 
     def ordered(xmp_value: Any, iptc_value: Any) -> tuple[Any, Any]:
         return (iptc_value, xmp_value) if found.iptc_first else (xmp_value, iptc_value)
@@ -280,12 +286,15 @@ def _merge(meta: ImageMetadata, found: _Found) -> capture_time.LocalTime | None:
                                                      _joined(iptc.get("by_line"), 256)))
     meta.copyright = _pick(exif.get("copyright"), *ordered(_clean(_first(xmp.get("rights")), 512),
                                                            _clean(iptc.get("copyright_notice"), 512)))
-    local = capture_time.choose(
+    return _set_capture_time(meta, capture_time.choose(
         exif.get("taken"),
         capture_time.parse_xmp(_first(xmp.get("date_time_original"))),
         capture_time.parse_iptc(iptc.get("date_created"), iptc.get("time_created")),
         capture_time.parse_xmp(_first(xmp.get("date_created")), "xmp"),
-    )
+    ))
+
+
+def _set_capture_time(meta: ImageMetadata, local: capture_time.LocalTime | None) -> capture_time.LocalTime | None:
     if local is not None:
         meta.captured_at = local.value.isoformat()
         meta.captured_at_source = local.source

