@@ -12,6 +12,7 @@ zone at the GPS position. Each result says which source gave it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -139,8 +140,10 @@ class Instant:
     source: str  # exif-offset | xmp-zone | iptc-zone | gps-time | gps-position
 
 
-def instant(local: LocalTime | None, gps_utc: datetime | None, zone_name: str | None) -> Instant | None:
-    """The absolute instant of a local capture time, from the best evidence available."""
+def instant(local: LocalTime | None, gps_utc: datetime | None,
+            zone_at_position: Callable[[], str | None] | None) -> Instant | None:
+    """The absolute instant of a local capture time, from the best evidence available; the
+    zone at the GPS position is asked for only when nothing better decides."""
     if local is None:
         return None
     if local.offset is not None:
@@ -153,6 +156,7 @@ def instant(local: LocalTime | None, gps_utc: datetime | None, zone_name: str | 
         residual = abs(local.value - gps_utc - offset)
         if abs(offset) <= MAX_OFFSET and residual <= timedelta(minutes=5):
             return Instant(local.value - offset, "gps-time")
+    zone_name = zone_at_position() if zone_at_position else None
     if zone_name:
         try:
             zone = ZoneInfo(zone_name)

@@ -304,17 +304,28 @@ def _set_capture_time(meta: ImageMetadata, local: capture_time.LocalTime | None)
 
 
 def _locate(meta: ImageMetadata, local: capture_time.LocalTime | None, gps_utc: Any) -> None:
-    """Time zone and place at the GPS position (lazy offline look-ups), and the UTC instant."""
+    """Place at the GPS position, and the UTC instant; the time zone at the position is looked
+    up only when it decides the instant (no recorded offset, no usable GPS time), as
+    exiftool-vendored (Immich) infers a zone from the position only then."""
     lat, lon = meta.gps_latitude, meta.gps_longitude
-    if lat is not None and lon is not None:
+    if lat is None or lon is None:
+        zone = None
+    else:
         try:
-            meta.time_zone = places.time_zone_at(lat, lon)
             place = places.place_at(lat, lon)
             if place is not None:
                 meta.country, meta.region, meta.city = place.country, place.region, place.city
         except Exception as exc:  # noqa: BLE001 - a look-up failure costs its fields only
             _warn(meta, "places", exc)
-    moment = capture_time.instant(local, gps_utc, meta.time_zone)
+
+        def zone() -> str | None:
+            try:
+                meta.time_zone = places.time_zone_at(lat, lon)
+            except Exception as exc:  # noqa: BLE001
+                _warn(meta, "time zone", exc)
+            return meta.time_zone
+
+    moment = capture_time.instant(local, gps_utc, zone)
     if moment is not None:
         meta.captured_at_utc = moment.utc.isoformat()
         meta.captured_at_utc_source = moment.source

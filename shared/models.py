@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 STATUS_PROCESSED = "processed"
 STATUS_REJECTED = "rejected"
@@ -26,7 +24,7 @@ OUTCOME_TRANSIENT = "transient"
 OUTCOME_PERMANENT = "permanent"
 
 
-def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
+def _from_dict[T](cls: type[T], data: dict[str, Any]) -> T:
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in data.items() if k in names})
 
