@@ -149,7 +149,7 @@ def _ifd(exif: Image.Exif, tag: int) -> dict[int, Any]:
         return {}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Found:
     """Per-source values the merge chooses from (EXIF, XMP, IPTC)."""
 
@@ -240,6 +240,8 @@ def _joined(value: Any, limit: int) -> str | None:
 
 def _rating(value: Any) -> int | None:
     """XMP/EXIF rating: -1 means rejected, 0 unrated, 1-5 stars; anything else is garbage."""
+    if value is None:
+        return None
     try:
         number = float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError, AttributeError):
