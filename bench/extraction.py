@@ -219,6 +219,40 @@ def lookup_costs() -> dict[str, Any]:
     return costs
 
 
+def lookups_in_stream(files: list[Path]) -> dict[str, Any]:
+    """Each look-up timed between two extractions (caches cold, as in a real stream of images),
+    for the corpus's GPS positions (random: mostly sea) and for positions 1 km from GeoNames
+    places (what photos mostly are): mean microseconds per look-up."""
+    import random
+
+    from shared import extraction, places
+
+    jpegs = [p.read_bytes() for p in files if p.name.startswith("jpeg-")]
+    metas = [extraction.extract_from_bytes(d) for d in jpegs]
+    corpus_points = [(m.gps_latitude, m.gps_longitude) for m in metas if m.gps_latitude is not None]
+    places.place_at(0.0, 0.0)
+    rng = random.Random(11)
+    towns = rng.sample(places._geocoder._locations, len(corpus_points))
+    town_points = [(t["latitude"] + 0.009, t["longitude"]) for t in towns]
+    result: dict[str, Any] = {}
+    for label, points in (("corpus_positions", corpus_points), ("near_places", town_points)):
+        timings = {"place_us": 0.0, "time_zone_us": 0.0}
+        for data, (lat, lon) in zip(jpegs, points, strict=False):
+            extraction.extract_from_bytes(data)
+            start = time.perf_counter()
+            places.place_at.__wrapped__(lat, lon)
+            timings["place_us"] += time.perf_counter() - start
+            extraction.extract_from_bytes(data)
+            start = time.perf_counter()
+            places.time_zone_at.__wrapped__(lat, lon)
+            timings["time_zone_us"] += time.perf_counter() - start
+        n = min(len(jpegs), len(points))
+        result[label] = {k: round(1e6 * v / n, 1) for k, v in timings.items()}
+        result[label]["points"] = n
+        result[label]["with_a_place"] = sum(places.place_at(*p) is not None for p in points[:n])
+    return result
+
+
 def ours_without_lookups(files: list[Path], limits: Limits) -> dict[str, Any]:
     """The same extraction with the GPS look-ups switched off: what they cost per image."""
     from shared import extraction
@@ -252,8 +286,10 @@ def main() -> int:
                     "exiftool": subprocess.run(["exiftool", "-ver"], capture_output=True, text=True).stdout.strip()},
         "corpus_files": len(files), "corpus_mb": round(total_mb, 1),
     }
-    results["ours"] = best_of(3, lambda: ours(files, limits))
-    results["ours_without_gps_lookups"] = best_of(3, lambda: ours_without_lookups(files, limits))
+    # Interleaved, so that both see the same machine load: what the GPS look-ups cost.
+    runs = [(ours(files, limits), ours_without_lookups(files, limits)) for _ in range(4)]
+    results["ours"] = max((r[0] for r in runs), key=lambda r: r["images_per_s"])
+    results["ours_without_gps_lookups"] = max((r[1] for r in runs), key=lambda r: r["images_per_s"])
     results["exiftool_stay_open"] = best_of(3, lambda: exiftool_stay_open(files))
     results["exiftool_batch_fast_json"] = best_of(3, lambda: one_process(["exiftool", "-fast", "-json", "-q"],
                                                                          files))
@@ -265,6 +301,7 @@ def main() -> int:
     results["reads_through_azurite"] = through_azurite(files, limits)
     results["memory_100mp_jpeg"] = memory_100mp()
     results["gps_lookups"] = lookup_costs()
+    results["gps_lookups_in_stream"] = lookups_in_stream(files)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "extraction.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

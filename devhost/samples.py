@@ -121,7 +121,9 @@ def demo_images() -> dict[str, bytes]:
     camera = Exif(orientation=6, make="Canon", model="EOS R5", taken="2024:06:01 14:30:05",
                   offset="+02:00", gps=(48.8583701, 2.2944813, 35.0))
     return {
-        "holiday/eiffel.jpg": encode(picture((640, 480), seed=1), "JPEG", camera, quality=85),
+        "holiday/eiffel.jpg": encode(picture((640, 480), seed=1), "JPEG", camera, quality=85,
+                                     xmp=xmp_packet(subjects=["holiday", "Paris"], rating="5",
+                                                    title="Eiffel Tower at dusk")),
         "scans/diagram.png": encode(picture((300, 200), "RGBA", seed=2), "PNG"),
         "fun/spinner.gif": animated_gif(4),
         "web/banner.webp": encode(picture((400, 100), seed=3), "WEBP"),
