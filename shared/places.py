@@ -86,8 +86,21 @@ def _reachable_grid(locations: list[dict[str, Any]]) -> bytes:
     return widened.tobytes()  # plain bytes: indexing them from Python is cheaper than numpy
 
 
+_buckets: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
+SMALL_SEARCH = 48  # candidates up to which a plain loop beats a k-d tree query (cold: ~100 µs)
+
+
+def _bucket(locations: list[dict[str, Any]]) -> dict[tuple[int, int], list[tuple[float, float, int]]]:
+    buckets: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
+    for index, place in enumerate(locations):
+        lat, lon = place["latitude"], place["longitude"]
+        buckets.setdefault((math.floor(lat / CELL_DEGREES), math.floor(lon / CELL_DEGREES)), []).append(
+            (lat, lon, index))
+    return buckets
+
+
 def _load_geocoder() -> Any:
-    global _geocoder, _reachable
+    global _geocoder, _reachable, _buckets
     with _lock:
         if _geocoder is None:
             # numpy/scipy start an OpenBLAS thread per core on import; nothing here uses BLAS,
@@ -100,6 +113,7 @@ def _load_geocoder() -> Any:
             geocoder = reverse_geocode.GeocodeData()
             locations = getattr(geocoder, "_locations", None)
             _reachable = _reachable_grid(locations) if locations else b""
+            _buckets = _bucket(locations) if locations else {}
             _geocoder = geocoder
     return _geocoder
 
@@ -123,12 +137,40 @@ def _search_bound(lat: float) -> float:
     return min(degrees / max(math.cos(math.radians(lat)), 0.005), 360.0)
 
 
+def _nearest_small(lat: float, lon: float, reach: float) -> int | None:
+    """The k-d tree's answer (nearest in the same (latitude, longitude) degree space, within
+    ``reach``) by a loop over the few places in the cells the reach covers; -1 when they are
+    too many for a loop to win and the tree should answer."""
+    cells = []
+    count = 0
+    for a in range(math.floor((lat - reach) / CELL_DEGREES), math.floor((lat + reach) / CELL_DEGREES) + 1):
+        for b in range(math.floor((lon - reach) / CELL_DEGREES), math.floor((lon + reach) / CELL_DEGREES) + 1):
+            cell = _buckets.get((a, b))
+            if cell:
+                count += len(cell)
+                if count > SMALL_SEARCH:
+                    return -1
+                cells.append(cell)
+    best, best_distance = None, reach * reach
+    for cell in cells:
+        for place_lat, place_lon, index in cell:
+            distance = (place_lat - lat) ** 2 + (place_lon - lon) ** 2
+            if distance <= best_distance:
+                best, best_distance = index, distance
+    return best
+
+
 def _nearest(geocoder: Any, lat: float, lon: float) -> dict[str, Any] | None:
     tree, locations = getattr(geocoder, "_tree", None), getattr(geocoder, "_locations", None)
     if tree is None or locations is None:  # another reverse_geocode layout: its public query
         return geocoder.query([(lat, lon)])[0]
-    distance, index = tree.query((lat, lon), k=1, distance_upper_bound=_search_bound(lat))
-    if math.isinf(distance):
+    reach = _search_bound(lat)
+    index = _nearest_small(lat, lon, reach) if _buckets and reach <= 2 * CELL_DEGREES else -1
+    if index == -1:
+        distance, index = tree.query((lat, lon), k=1, distance_upper_bound=reach)
+        if math.isinf(distance):
+            return None
+    if index is None:
         return None
     found = dict(locations[index])
     found["country"] = geocoder._countries.get(found["country_code"], "")

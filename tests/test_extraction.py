@@ -323,3 +323,31 @@ def test_grid_prefilter_never_hides_a_place_within_25_km():
             found = places._nearest(places._geocoder, lat, lon)
             assert found is None or places.distance_km(lat, lon, found["latitude"], found["longitude"]) > 25
     assert skipped > 1500  # most of the planet is far from any place: the grid earns its keep
+
+
+def test_small_search_gives_the_trees_answer():
+    """Where few places are near, a loop replaces the k-d tree query; it must pick exactly the
+    place the tree picks (nearest in the tree's degree space, within the same reach)."""
+    import math
+    import random
+
+    places.place_at(0.0, 0.0)
+    geocoder = places._geocoder
+    rng = random.Random(3)
+    points = [(rng.uniform(-60, 60), rng.uniform(-180, 180)) for _ in range(4000)]
+    points += [(p["latitude"] + rng.uniform(-0.2, 0.2), p["longitude"] + rng.uniform(-0.2, 0.2))
+               for p in rng.sample(geocoder._locations, 4000)]
+    used = 0
+    for lat, lon in points:
+        reach = places._search_bound(lat)
+        small = places._nearest_small(lat, lon, reach)
+        if small == -1:
+            continue
+        used += 1
+        distance, index = geocoder._tree.query((lat, lon), k=1, distance_upper_bound=reach)
+        tree = None if math.isinf(distance) else int(index)
+        if small != tree:  # only a tie may differ
+            spot = geocoder._locations
+            assert tree is not None and small is not None
+            assert (spot[small]["latitude"] - lat) ** 2 + (spot[small]["longitude"] - lon) ** 2 == distance ** 2
+    assert used > 4000
