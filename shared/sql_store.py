@@ -330,7 +330,10 @@ def _sqlite_query_support() -> list[str]:
 
 
 def _postgres_query_support() -> list[str]:
+    # Concurrent CREATE OR REPLACE of one function or trigger fails ("tuple concurrently
+    # updated"): migrators queue on a transaction-scoped advisory lock instead.
     return [
+        f"SELECT pg_advisory_xact_lock(hashtext('{TABLE} query support'))",
         *(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})" for name, cols in INDEXES),
         f"CREATE TABLE IF NOT EXISTS {KEYWORD_TABLE} (Keyword VARCHAR({KEYWORD_SIZE}) NOT NULL, "
         f"ImageId BIGINT NOT NULL REFERENCES {TABLE} (Id) ON DELETE CASCADE, PRIMARY KEY (Keyword, ImageId))",
@@ -539,13 +542,15 @@ class SqlStore:
         self._schema_ready = True
 
     def _ensure_query_support(self) -> None:
-        """Indexes, keyword table and trigger (issue 10); each statement is idempotent, and one
-        that loses a race with another writer's identical DDL is simply tried once more."""
-        for statement in QUERY_SUPPORT[self.dialect.name]():
-            try:
-                self._run(lambda cur, sql=statement: cur.execute(sql))
-            except pyodbc.Error:
-                self._run(lambda cur, sql=statement: cur.execute(sql))
+        """Indexes, keyword table and trigger (issue 10): idempotent statements, in one
+        transaction so that concurrent migrators apply them one after another."""
+        statements = QUERY_SUPPORT[self.dialect.name]()
+
+        def apply(cursor: pyodbc.Cursor) -> None:
+            for statement in statements:
+                cursor.execute(statement)
+
+        self._run(apply)
 
     def upsert(self, record: ImageRecord) -> bool:
         """Write the row for this blob version; False when a newer version's row was kept."""

@@ -221,18 +221,27 @@ def test_keyword_list_too_long_for_its_column_drops_whole_keywords(sqlite_cs):
     assert len(row["Keywords"]) <= 4000 and stored == many[: len(stored)] and 10 < len(stored) < 40
 
 
+def create_previous_version_table(cs: str):  # noqa: ANN201 - the dialect
+    """ImageMetadata as the release before issue 10 created it (columns through BytesRead)."""
+    from shared.sql_store import COLUMNS, dialect_for
+
+    previous = COLUMNS[: [c.name for c in COLUMNS].index("BytesRead") + 1]
+    conn = pyodbc.connect(cs, autocommit=True)
+    dialect = dialect_for(conn)
+    defs = ", ".join(f"{c.name} {dialect.type_of(c)}{' UNIQUE' if c.kind == 'key' else ''}" for c in previous)
+    identity = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect.name == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    conn.execute(f"CREATE TABLE {TABLE} (Id {identity}, {defs}, UNIQUE (Container, BlobName))")
+    conn.close()
+    return dialect
+
+
 def test_migration_from_the_previous_version_adds_columns_and_indexes(any_db_cs):
     """A table as the previous release created it (through BytesRead) gains the new columns,
     the indexes and the keyword table; its rows are kept."""
-    from shared.sql_store import COLUMNS, Column, dialect_for
+    from shared.sql_store import COLUMNS
 
-    previous = COLUMNS[: [c.name for c in COLUMNS].index("BytesRead") + 1]
+    dialect = create_previous_version_table(any_db_cs)
     conn = pyodbc.connect(any_db_cs, autocommit=True)
-    dialect = dialect_for(conn)
-    defs = ", ".join(f"{c.name} {dialect.type_of(c)}{' UNIQUE' if c.kind == 'key' else ''}"
-                     for c in previous if isinstance(c, Column))
-    identity = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect.name == "sqlite" else "BIGSERIAL PRIMARY KEY"
-    conn.execute(f"CREATE TABLE {TABLE} (Id {identity}, {defs})")
     conn.execute(f"INSERT INTO {TABLE} (BlobKey, Container, BlobName, Status, Width) "
                  "VALUES ('k', 'images-input', 'old.jpg', 'processed', 7)")
     conn.close()
@@ -249,3 +258,29 @@ def test_migration_from_the_previous_version_adds_columns_and_indexes(any_db_cs)
         names = {r[0].lower() for r in conn.execute("SELECT indexname FROM pg_indexes")}
     conn.close()
     assert {name.lower() for name, _ in INDEXES} | {f"ix_{KEYWORD_TABLE}_imageid".lower()} <= names
+
+
+def test_many_processes_migrating_at_once_all_succeed(any_db_cs):
+    """On the previous release's table, eight fresh stores run the migration (new columns,
+    indexes, keyword trigger) at the same moment, as cold-started instances do; none fails.
+    (Creating the table itself from nothing concurrently is older code, not exercised here.)"""
+    create_previous_version_table(any_db_cs)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def migrate() -> None:
+        try:
+            store = SqlStore(any_db_cs)
+            barrier.wait()
+            store.ensure_schema()
+            store.upsert(described(f"{threading.get_ident()}.jpg", "e1", "2026-01-01T00:00:00+00:00", ["x"]))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(keyword_rows(any_db_cs)) == 8
