@@ -361,6 +361,8 @@ def _tsql_index(table: str, name: str, cols: str) -> str:
             f"AND object_id = OBJECT_ID(N'dbo.{table}')) CREATE INDEX {name} ON dbo.{table} ({cols})")
 
 
+# OPENJSON (compatibility level 130 or higher) without a schema returns key, value and type
+# per array element; type 1 is a string. learn.microsoft.com/sql/t-sql/functions/openjson-transact-sql
 TSQL_KEYWORD_TRIGGER_BODY = (
     f"DELETE k FROM dbo.{KEYWORD_TABLE} AS k INNER JOIN inserted AS i ON k.ImageId = i.Id;\n"
     f"INSERT INTO dbo.{KEYWORD_TABLE} (Keyword, ImageId)\n"

@@ -3,7 +3,8 @@ parses, and on 100,000 generated rows each one uses its index instead of scannin
 
 The T-SQL is read from README.md itself (blocks starting ``-- query: NAME``), so the document
 and the test cannot drift apart. The SQLite and PostgreSQL forms below differ from it only in
-``LIMIT`` for ``TOP`` and ``?`` for the T-SQL variables.
+spelling: ``LIMIT`` for ``TOP``, ``power(x, 2)`` for ``SQUARE``, no ``dbo.``/``N''``, and ``?``
+parameters for the T-SQL variables.
 """
 
 from __future__ import annotations
