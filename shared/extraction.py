@@ -17,15 +17,18 @@ import struct
 import warnings
 import zlib
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import IO, Any
 
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError, features
 
+from shared import capture_time, places
 from shared.errors import RejectedInput
-from shared.models import ImageMetadata
+from shared.iptc import iptc_newer_than_xmp, read_iptc
+from shared.models import EXTRACTOR_VERSION, ImageMetadata
 from shared.ranged_reader import RangedFile, ReadBudgetExceeded
 from shared.settings import Limits
+from shared.xmp import XmpError, parse_xmp
 
 try:  # HEIC/HEIF (phones upload them) through the maintained pillow-heif plugin.
     from pillow_heif import register_heif_opener
@@ -35,23 +38,30 @@ try:  # HEIC/HEIF (phones upload them) through the maintained pillow-heif plugin
 except ImportError:  # pragma: no cover - the plugin is in requirements.txt
     HEIF_FORMATS = ()
 
-ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", *HEIF_FORMATS)
+# Pillow 11.3+ wheels carry libavif; a build without it simply does not list AVIF.
+AVIF_FORMATS: tuple[str, ...] = ("AVIF",) if features.check("avif") else ()
+ALLOWED_FORMATS: tuple[str, ...] = (
+    "JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", *HEIF_FORMATS, *AVIF_FORMATS)
 
 # We never decode pixels, so Pillow's decompression-bomb guard (which exists to
 # protect decoding) would only hide the size; our own max_pixels limit is
 # checked against the header instead and gives a recorded rejection.
 Image.MAX_IMAGE_PIXELS = None
 
-_CONTENT_TYPES = {"MPO": "image/jpeg", "HEIF": "image/heif"}
+_CONTENT_TYPES = {"MPO": "image/jpeg", "HEIF": "image/heif", "AVIF": "image/avif"}
 _BITS_PER_MODE = {
     "1": 1, "L": 8, "P": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "LA": 8, "PA": 8,
     "La": 8, "RGBa": 8, "RGBX": 8, "LAB": 8, "HSV": 8,
     "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32,
 }
 _OFFSET_RE = re.compile(r"^[+-](?:[01]\d|2[0-3]):[0-5]\d$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 TAG_ORIENTATION, TAG_MAKE, TAG_MODEL, TAG_SOFTWARE = 0x0112, 0x010F, 0x0110, 0x0131
+TAG_DESCRIPTION, TAG_ARTIST, TAG_COPYRIGHT, TAG_RATING = 0x010E, 0x013B, 0x8298, 0x4746
+GPS_TIME_STAMP, GPS_DATE_STAMP = 0x0007, 0x001D
 IFD_EXIF, IFD_GPS = 0x8769, 0x8825
+MAX_KEYWORD, MAX_KEYWORDS = 200, 100
 TAG_DATETIME_ORIGINAL, TAG_OFFSET_TIME_ORIGINAL = 0x9003, 0x9011
 TAG_EXPOSURE, TAG_FNUMBER, TAG_ISO, TAG_FOCAL, TAG_LENS = 0x829A, 0x829D, 0x8827, 0x920A, 0xA434
 
@@ -67,29 +77,52 @@ def _number(value: Any) -> float | None:
     return result if math.isfinite(result) else None
 
 
+def _exif_bytes(value: Any) -> bytes | None:
+    """An EXIF ASCII value's bytes up to the first NUL: the spec's terminator, as exiftool
+    reads it (whatever a camera left after it is padding or garbage, never text)."""
+    if isinstance(value, str):
+        value = value.encode("latin-1", "replace")  # Pillow decodes ASCII tags as Latin-1
+    if not isinstance(value, bytes):
+        return None
+    return value.split(b"\x00", 1)[0]
+
+
 def _text(value: Any, limit: int = 128) -> str | None:
-    """A clean printable string, or None for garbage."""
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+    """EXIF text: cut at the first NUL, UTF-8 if it decodes as such, else Latin-1; trailing
+    blanks dropped; None when empty or holding control characters (garbage)."""
+    if isinstance(value, str) and value.isascii() and "\x00" not in value:
+        return _clean(value, limit)  # the common case: plain ASCII, NUL already gone
+    raw = _exif_bytes(value)
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return _clean(text, limit)
+
+
+def _clean(value: Any, limit: int = 128, multiline: bool = False) -> str | None:
+    """A printable string without surrounding blanks, or None (tabs/newlines allowed in
+    multi-line fields such as captions)."""
     if not isinstance(value, str):
         return None
-    value = value.replace("\x00", "").strip()
-    if not value or not value.isprintable():
+    value = value.strip()
+    if not value:
+        return None
+    if multiline:
+        if _CONTROL.search(value):
+            return None
+    elif not value.isprintable():
         return None
     return value[:limit]
 
 
-def _capture_time(value: Any) -> str | None:
-    text = _text(value, 40)
-    if not text:
+def _gps_time(value: Any) -> tuple[float, float, float] | None:
+    if not isinstance(value, tuple) or len(value) != 3:
         return None
-    try:
-        return datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S").isoformat()
-    except ValueError:
-        return None
+    parts = [_number(p) for p in value]
+    return None if any(p is None for p in parts) else (parts[0], parts[1], parts[2])  # type: ignore[return-value]
 
 
 def _gps_coordinate(dms: Any, ref: Any, negative_ref: str, bound: float) -> float | None:
@@ -116,14 +149,25 @@ def _ifd(exif: Image.Exif, tag: int) -> dict[int, Any]:
         return {}
 
 
-def _apply_exif(im: Image.Image, meta: ImageMetadata) -> None:
+@dataclass(slots=True)
+class _Found:
+    """Per-source values the merge chooses from (EXIF, XMP, IPTC)."""
+
+    exif: dict[str, Any] = field(default_factory=dict)
+    xmp: dict[str, Any] = field(default_factory=dict)
+    iptc: dict[str, Any] = field(default_factory=dict)
+    iptc_first: bool = False  # IPTCDigest says IPTC was edited after XMP
+
+
+def _apply_exif(im: Image.Image, meta: ImageMetadata, found: _Found) -> None:
     # getexif() decodes a PNG whose eXIf chunk comes after IDAT: only call it when
     # the header already holds the EXIF block (or for TIFF, whose tags are parsed).
     if "exif" not in im.info and im.format != "TIFF":
         return
     try:
         exif = im.getexif()
-    except Exception:  # noqa: BLE001 - a broken EXIF block costs the fields, not the image
+    except Exception as exc:  # noqa: BLE001 - a broken EXIF block costs the fields, not the image
+        _warn(meta, "exif", exc)
         return
     # pillow-heif rewrites the EXIF orientation to 1 and keeps the file's value aside.
     orientation = im.info.get("original_orientation", exif.get(TAG_ORIENTATION))
@@ -132,10 +176,13 @@ def _apply_exif(im: Image.Image, meta: ImageMetadata) -> None:
     meta.camera_make = _text(exif.get(TAG_MAKE))
     meta.camera_model = _text(exif.get(TAG_MODEL))
     meta.software = _text(exif.get(TAG_SOFTWARE))
+    found.exif["description"] = _text(exif.get(TAG_DESCRIPTION), 2000)
+    found.exif["artist"] = _text(exif.get(TAG_ARTIST), 256)
+    found.exif["copyright"] = _text(exif.get(TAG_COPYRIGHT), 512)
+    found.exif["rating"] = exif.get(TAG_RATING)
     sub = _ifd(exif, IFD_EXIF)
-    meta.captured_at = _capture_time(sub.get(TAG_DATETIME_ORIGINAL))
-    offset = _text(sub.get(TAG_OFFSET_TIME_ORIGINAL), 8)
-    meta.captured_at_offset = offset if offset and _OFFSET_RE.match(offset) else None
+    found.exif["taken"] = capture_time.parse_exif(
+        _text(sub.get(TAG_DATETIME_ORIGINAL), 40), _text(sub.get(TAG_OFFSET_TIME_ORIGINAL), 8))
     meta.exposure_time = _number(sub.get(TAG_EXPOSURE))
     meta.f_number = _number(sub.get(TAG_FNUMBER))
     iso = sub.get(TAG_ISO)
@@ -156,6 +203,134 @@ def _apply_exif(im: Image.Image, meta: ImageMetadata) -> None:
             if ref in (1, b"\x01"):
                 altitude = -altitude
             meta.gps_altitude = round(altitude, 2)
+        stamp = capture_time.gps_date_time(_text(gps.get(GPS_DATE_STAMP), 12),
+                                           _gps_time(gps.get(GPS_TIME_STAMP)))
+        found.exif["gps_utc"] = stamp
+        meta.gps_date_time = stamp.isoformat() if stamp else None
+
+
+def _warn(meta: ImageMetadata, source: str, exc: BaseException) -> None:
+    """Record a field-level failure on the row: the image is still described."""
+    meta.warnings = [*(meta.warnings or []), f"{source}: {type(exc).__name__}: {exc}"[:300]]
+
+
+def _read_embedded(im: Image.Image, meta: ImageMetadata, found: _Found) -> None:
+    packet = im.info.get("xmp")
+    if packet:
+        try:
+            found.xmp = parse_xmp(packet)
+        except XmpError as exc:
+            _warn(meta, "xmp", exc)
+    if "photoshop" in im.info or (im.format == "TIFF" and 33723 in getattr(im, "tag_v2", {})):
+        try:
+            found.iptc = read_iptc(im)
+            found.iptc_first = bool(found.iptc) and iptc_newer_than_xmp(im)
+        except Exception as exc:  # noqa: BLE001 - a broken IPTC block costs its fields only
+            _warn(meta, "iptc", exc)
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else (None if isinstance(value, list) else value)
+
+
+def _joined(value: Any, limit: int) -> str | None:
+    items = value if isinstance(value, list) else [value]
+    return _clean("; ".join(i.strip() for i in items if isinstance(i, str) and i.strip()), limit)
+
+
+def _rating(value: Any) -> int | None:
+    """XMP/EXIF rating: -1 means rejected, 0 unrated, 1-5 stars; anything else is garbage."""
+    if value is None:
+        return None
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return int(number) if number.is_integer() and -1 <= number <= 5 else None
+
+
+def _keywords(items: Any) -> list[str] | None:
+    """A keyword list, each keyword once (case-insensitively), in order."""
+    seen: dict[str, str] = {}
+    for item in items if isinstance(items, list) else [items]:
+        text = _clean(item, MAX_KEYWORD)
+        if text and text.casefold() not in seen and len(seen) < MAX_KEYWORDS:
+            seen[text.casefold()] = text
+    return list(seen.values()) or None
+
+
+def _pick(*values: Any) -> Any:
+    return next((v for v in values if v), None)
+
+
+def _merge(meta: ImageMetadata, found: _Found) -> capture_time.LocalTime | None:
+    """Choose each field as exiftool's MWG module (the Metadata Working Group's rules) does:
+    EXIF first (but XMP's rating before EXIF's), then XMP, then IPTC — IPTC before XMP only when Photoshop's IPTCDigest shows
+    the IPTC was edited after the XMP. Capture time follows exiftool's own DateTimeOriginal:
+    EXIF, then XMP exif:DateTimeOriginal, then IPTC date + time, then photoshop:DateCreated."""
+    exif, xmp, iptc = found.exif, found.xmp, found.iptc
+    if not xmp and not iptc:  # the common camera file: EXIF alone decides
+        meta.description, meta.artist = exif.get("description"), exif.get("artist")
+        meta.copyright, meta.rating = exif.get("copyright"), _rating(exif.get("rating"))
+        return _set_capture_time(meta, exif.get("taken"))
+
+    def ordered(xmp_value: Any, iptc_value: Any) -> tuple[Any, Any]:
+        return (iptc_value, xmp_value) if found.iptc_first else (xmp_value, iptc_value)
+
+    meta.title = _pick(*ordered(_clean(_first(xmp.get("title")), 512),
+                                _clean(iptc.get("object_name"), 512)))
+    meta.description = _pick(exif.get("description"), *ordered(
+        _clean(_first(xmp.get("description")), 2000, True), _clean(iptc.get("caption"), 2000, True)))
+    meta.keywords = _pick(*ordered(_keywords(xmp.get("subject")), _keywords(iptc.get("keywords"))))
+    meta.rating = next((r for r in (_rating(xmp.get("rating")), _rating(exif.get("rating")))
+                        if r is not None), None)
+    meta.artist = _pick(exif.get("artist"), *ordered(_joined(xmp.get("creator"), 256),
+                                                     _joined(iptc.get("by_line"), 256)))
+    meta.copyright = _pick(exif.get("copyright"), *ordered(_clean(_first(xmp.get("rights")), 512),
+                                                           _clean(iptc.get("copyright_notice"), 512)))
+    return _set_capture_time(meta, capture_time.choose(
+        exif.get("taken"),
+        capture_time.parse_xmp(_first(xmp.get("date_time_original"))),
+        capture_time.parse_iptc(iptc.get("date_created"), iptc.get("time_created")),
+        capture_time.parse_xmp(_first(xmp.get("date_created")), "xmp"),
+    ))
+
+
+def _set_capture_time(meta: ImageMetadata, local: capture_time.LocalTime | None) -> capture_time.LocalTime | None:
+    if local is not None:
+        meta.captured_at = local.value.isoformat()
+        meta.captured_at_source = local.source
+        if local.offset is not None:
+            meta.captured_at_offset = capture_time.format_offset(local.offset)
+    return local
+
+
+def _locate(meta: ImageMetadata, local: capture_time.LocalTime | None, gps_utc: Any) -> None:
+    """Place at the GPS position, and the UTC instant; the time zone at the position is looked
+    up only when it decides the instant (no recorded offset, no usable GPS time), as
+    exiftool-vendored (Immich) infers a zone from the position only then."""
+    lat, lon = meta.gps_latitude, meta.gps_longitude
+    if lat is None or lon is None:
+        zone = None
+    else:
+        try:
+            place = places.place_at(lat, lon)
+            if place is not None:
+                meta.country, meta.region, meta.city = place.country, place.region, place.city
+        except Exception as exc:  # noqa: BLE001 - a look-up failure costs its fields only
+            _warn(meta, "places", exc)
+
+        def zone() -> str | None:
+            try:
+                meta.time_zone = places.time_zone_at(lat, lon)
+            except Exception as exc:  # noqa: BLE001
+                _warn(meta, "time zone", exc)
+            return meta.time_zone
+
+    moment = capture_time.instant(local, gps_utc, zone)
+    if moment is not None:
+        meta.captured_at_utc = moment.utc.isoformat()
+        meta.captured_at_utc_source = moment.source
 
 
 def _icc_description(icc: Any) -> str | None:
@@ -163,7 +338,7 @@ def _icc_description(icc: Any) -> str | None:
         return None
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        return _text(ImageCms.getProfileDescription(profile)) or "embedded"
+        return _clean(ImageCms.getProfileDescription(profile)) or "embedded"
     except Exception:  # noqa: BLE001 - a broken profile is still a profile
         return "embedded"
 
@@ -206,7 +381,7 @@ def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
             + " (the file extension is not trusted)"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError,
-            KeyError, TypeError, MemoryError) as exc:
+            KeyError, TypeError, MemoryError, RuntimeError) as exc:  # libavif raises RuntimeError
         raise RejectedInput(f"corrupt image header: {type(exc).__name__}: {exc}") from None
     try:
         width, height = im.size
@@ -226,11 +401,16 @@ def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
             mode=im.mode,
             has_alpha=im.mode in ("RGBA", "LA", "PA", "La", "RGBa")
             or (im.mode == "P" and "transparency" in im.info),
+            extractor_version=EXTRACTOR_VERSION,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             meta.animated, meta.frame_count = _frames(im)
-            _apply_exif(im, meta)
+            found = _Found()
+            _apply_exif(im, meta, found)
+            _read_embedded(im, meta, found)
+            local = _merge(meta, found)
+        _locate(meta, local, found.exif.get("gps_utc"))
         meta.bit_depth = _bit_depth(im, fp)
         swap = meta.orientation in (5, 6, 7, 8)
         meta.display_width, meta.display_height = (height, width) if swap else (width, height)

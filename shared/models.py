@@ -16,6 +16,10 @@ STATUS_PROCESSED = "processed"
 STATUS_REJECTED = "rejected"
 STATUS_FAILED = "failed"
 
+# Bumped whenever a change could alter what an image's row says; every row records the
+# version that wrote it, so rows written by an older extractor can be found and re-run.
+EXTRACTOR_VERSION = 2
+
 OUTCOME_OK = "ok"
 OUTCOME_REJECTED = "rejected"
 OUTCOME_TRANSIENT = "transient"
@@ -91,6 +95,25 @@ class ImageMetadata:
     icc_profile: str | None = None
     bytes_read: int | None = None
     read_requests: int | None = None
+    # Where the capture time came from (exif | xmp | iptc) and the absolute instant, when knowable.
+    captured_at_source: str | None = None
+    captured_at_utc: str | None = None
+    captured_at_utc_source: str | None = None
+    time_zone: str | None = None  # IANA name at the GPS position
+    gps_date_time: str | None = None  # GPSDateStamp + GPSTimeStamp, UTC by definition
+    # Descriptive metadata people search by (EXIF, IPTC, XMP in the MWG order).
+    title: str | None = None
+    description: str | None = None
+    keywords: list[str] | None = None
+    rating: int | None = None  # -1 (rejected) .. 5, XMP xmp:Rating / EXIF Rating
+    artist: str | None = None
+    copyright: str | None = None
+    # Place names from the GPS position (GeoNames, nearest populated place within 25 km).
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+    extractor_version: int | None = None
+    warnings: list[str] | None = None  # field-level failures (a broken XMP packet, an XML bomb)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

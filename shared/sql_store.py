@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 import threading
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from typing import Any
 import pyodbc
 
 from shared.errors import ConfigurationError, DatabaseUnavailableError, DriverNotInstalledError
-from shared.models import STATUS_PROCESSED, ImageRecord
+from shared.models import EXTRACTOR_VERSION, STATUS_PROCESSED, ImageRecord
 from shared.settings import check_sql_connection_string
 
 TABLE = "ImageMetadata"
@@ -73,6 +74,23 @@ def _parse_time(value: str | None) -> datetime | None:
 
 def _limit(size: int) -> Callable[[Any], Any]:
     return lambda v: v[:size] if isinstance(v, str) else v
+
+
+def _json_list(attr: str, size: int) -> Callable[[ImageRecord], str | None]:
+    """A list as a JSON array of strings that fits the column: whole items are dropped from
+    the end rather than cutting the JSON (SQLite json_each, PostgreSQL jsonb, T-SQL OPENJSON
+    all read it)."""
+
+    def value(r: ImageRecord) -> str | None:
+        items = list(getattr(r.metadata, attr) or [])
+        while items:
+            text = json.dumps(items, ensure_ascii=False)
+            if len(text) <= size:
+                return text
+            items.pop()
+        return None
+
+    return value
 
 
 # The table, in order. Columns after Status were added by later versions: on an
@@ -119,6 +137,24 @@ COLUMNS: tuple[Column, ...] = (
     Column("DpiY", "float", value=_meta("dpi_y")),
     Column("IccProfile", "text", 128, _meta("icc_profile")),
     Column("BytesRead", "bigint", value=_meta("bytes_read")),
+    # ---- Issue 10: descriptive metadata, capture instant, places, extractor version ----
+    Column("CapturedAtSource", "text", 16, _meta("captured_at_source")),
+    Column("CapturedAtUtc", "datetime", value=lambda r: _parse_time(r.metadata.captured_at_utc)),
+    Column("CapturedAtUtcSource", "text", 16, _meta("captured_at_utc_source")),
+    Column("TimeZone", "text", 64, _meta("time_zone")),
+    Column("GpsDateTime", "datetime", value=lambda r: _parse_time(r.metadata.gps_date_time)),
+    Column("Title", "text", 512, _meta("title")),
+    Column("Description", "text", 2000, _meta("description")),
+    Column("Keywords", "text", 4000, _json_list("keywords", 4000)),
+    Column("Rating", "int", value=_meta("rating")),
+    Column("Artist", "text", 256, _meta("artist")),
+    Column("Copyright", "text", 512, _meta("copyright")),
+    Column("Country", "text", 128, _meta("country")),
+    Column("Region", "text", 128, _meta("region")),
+    Column("City", "text", 128, _meta("city")),
+    Column("ExtractorVersion", "int",
+           value=lambda r: r.metadata.extractor_version or EXTRACTOR_VERSION),
+    Column("MetadataWarnings", "text", 2000, _json_list("warnings", 2000)),
 )
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 _UPDATED = tuple(c for c in COLUMNS if c.name != "BlobKey")
@@ -152,6 +188,11 @@ class Dialect:
             f"OR ({old}.ETag <> {new}.ETag AND ({old}.BlobLastModified IS NULL "
             f"OR {new}.BlobLastModified IS NULL OR {new}.BlobLastModified >= {old}.BlobLastModified)))"
         )
+
+    def schema_lock(self) -> str | None:
+        """A statement that makes concurrent migrators (cold-started instances) take turns until
+        their transaction ends; None where the engine serialises DDL itself (SQLite's write lock)."""
+        return None
 
     def legacy_unique_indexes(self) -> str | None:
         """A query naming unique constraints other than BlobKey's; None when none can exist."""
@@ -244,6 +285,9 @@ class PostgresDialect(Dialect):
     def add_column(self, col: Column) -> str:
         return f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {col.name} {self.type_of(col)} NULL"
 
+    def schema_lock(self) -> str:
+        return f"SELECT pg_advisory_xact_lock(hashtext('{TABLE} schema'))"
+
     def legacy_unique_indexes(self) -> str:
         return (
             "SELECT c.conname FROM pg_constraint AS c WHERE c.conrelid = to_regclass('imagemetadata') "
@@ -271,6 +315,10 @@ class TSqlDialect(Dialect):
         "key": "CHAR(64)", "text": "NVARCHAR({n})", "int": "INT", "bigint": "BIGINT",
         "decimal": "DECIMAL(18, 2)", "float": "FLOAT", "bool": "BIT", "datetime": "DATETIME2(6)",
     }
+
+    def schema_lock(self) -> str:
+        return (f"EXEC sp_getapplock @Resource = N'{TABLE} schema', @LockMode = N'Exclusive', "
+                "@LockOwner = N'Transaction', @LockTimeout = 60000;")
 
     def create_table(self) -> str:
         return (
@@ -301,6 +349,109 @@ class TSqlDialect(Dialect):
             f"WHEN MATCHED AND {self.apply_condition('t', 's')} THEN UPDATE SET {sets} "
             f"WHEN NOT MATCHED BY TARGET THEN INSERT ({cols}) VALUES ({values});"
         )
+
+
+# ---- Issue 10: query support, created by the migration in every dialect ----------------
+# The README's queries (by camera, capture instant, keyword, rating, rejections, GPS radius,
+# newest first) each have an index here. A keyword list is stored twice: as a JSON array in
+# ImageMetadata.Keywords (what the row says), and one row per lower-cased keyword in
+# ImageKeyword, kept in step by a trigger on Keywords, so "tagged X" is an index seek in all
+# three engines (a JSON column alone cannot be indexed for membership in SQLite or T-SQL).
+
+KEYWORD_TABLE = "ImageKeyword"
+KEYWORD_SIZE = 200
+INDEXES: tuple[tuple[str, str], ...] = (
+    ("IX_ImageMetadata_Camera", "CameraMake, CameraModel"),
+    ("IX_ImageMetadata_CapturedAtUtc", "CapturedAtUtc, Id"),
+    ("IX_ImageMetadata_Rating", "Rating"),
+    ("IX_ImageMetadata_Status", "Status, ProcessedAt"),
+    ("IX_ImageMetadata_Gps", "GpsLatitude, GpsLongitude"),
+)
+
+
+def _sqlite_query_support() -> list[str]:
+    keywords = (f"INSERT OR IGNORE INTO {KEYWORD_TABLE} (Keyword, ImageId) "
+                "SELECT lower(value), NEW.Id FROM json_each(CASE WHEN json_valid(NEW.Keywords) "
+                "THEN NEW.Keywords ELSE '[]' END) WHERE type = 'text';")
+    return [
+        *(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})" for name, cols in INDEXES),
+        f"CREATE TABLE IF NOT EXISTS {KEYWORD_TABLE} (Keyword TEXT NOT NULL, ImageId INTEGER NOT NULL, "
+        "PRIMARY KEY (Keyword, ImageId)) WITHOUT ROWID",
+        f"CREATE INDEX IF NOT EXISTS IX_{KEYWORD_TABLE}_ImageId ON {KEYWORD_TABLE} (ImageId)",
+        f"CREATE TRIGGER IF NOT EXISTS TR_{TABLE}_KeywordsInsert AFTER INSERT ON {TABLE} "
+        f"BEGIN {keywords} END",
+        f"CREATE TRIGGER IF NOT EXISTS TR_{TABLE}_KeywordsUpdate AFTER UPDATE OF Keywords ON {TABLE} "
+        f"BEGIN DELETE FROM {KEYWORD_TABLE} WHERE ImageId = OLD.Id; {keywords} END",
+        f"CREATE TRIGGER IF NOT EXISTS TR_{TABLE}_KeywordsDelete AFTER DELETE ON {TABLE} "
+        f"BEGIN DELETE FROM {KEYWORD_TABLE} WHERE ImageId = OLD.Id; END",
+    ]
+
+
+def _postgres_query_support() -> list[str]:
+    # Concurrent CREATE OR REPLACE of one function or trigger fails ("tuple concurrently
+    # updated"): ensure_schema runs these under the dialect's schema lock.
+    return [
+        *(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})" for name, cols in INDEXES),
+        f"CREATE TABLE IF NOT EXISTS {KEYWORD_TABLE} (Keyword VARCHAR({KEYWORD_SIZE}) NOT NULL, "
+        f"ImageId BIGINT NOT NULL REFERENCES {TABLE} (Id) ON DELETE CASCADE, PRIMARY KEY (Keyword, ImageId))",
+        f"CREATE INDEX IF NOT EXISTS IX_{KEYWORD_TABLE}_ImageId ON {KEYWORD_TABLE} (ImageId)",
+        f"CREATE OR REPLACE FUNCTION {TABLE}_SyncKeywords() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "DECLARE parsed jsonb;\n"
+        "BEGIN\n"
+        f"  IF TG_OP = 'UPDATE' THEN DELETE FROM {KEYWORD_TABLE} WHERE ImageId = OLD.Id; END IF;\n"
+        "  BEGIN parsed := NEW.Keywords::jsonb; EXCEPTION WHEN others THEN parsed := NULL; END;\n"
+        "  IF jsonb_typeof(parsed) = 'array' THEN\n"
+        f"    INSERT INTO {KEYWORD_TABLE} (Keyword, ImageId)\n"
+        f"    SELECT DISTINCT left(lower(k), {KEYWORD_SIZE}), NEW.Id\n"
+        "    FROM jsonb_array_elements(parsed) AS e, LATERAL (SELECT e #>> '{}' AS k) AS t\n"
+        "    WHERE jsonb_typeof(e) = 'string' ON CONFLICT DO NOTHING;\n"
+        "  END IF;\n"
+        "  RETURN NULL;\n"
+        "END $$",
+        f"CREATE OR REPLACE TRIGGER TR_{TABLE}_Keywords AFTER INSERT OR UPDATE OF Keywords ON {TABLE} "
+        f"FOR EACH ROW EXECUTE FUNCTION {TABLE}_SyncKeywords()",
+    ]
+
+
+def _tsql_index(table: str, name: str, cols: str) -> str:
+    return (f"IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'{name}' "
+            f"AND object_id = OBJECT_ID(N'dbo.{table}')) CREATE INDEX {name} ON dbo.{table} ({cols})")
+
+
+# OPENJSON (compatibility level 130 or higher) without a schema returns key, value and type
+# per array element; type 1 is a string. learn.microsoft.com/sql/t-sql/functions/openjson-transact-sql
+TSQL_KEYWORD_TRIGGER_BODY = (
+    f"DELETE k FROM dbo.{KEYWORD_TABLE} AS k INNER JOIN inserted AS i ON k.ImageId = i.Id;\n"
+    f"INSERT INTO dbo.{KEYWORD_TABLE} (Keyword, ImageId)\n"
+    f"SELECT DISTINCT LOWER(CAST(j.[value] AS NVARCHAR({KEYWORD_SIZE}))), i.Id FROM inserted AS i\n"
+    "CROSS APPLY OPENJSON(CASE WHEN ISJSON(i.Keywords) = 1 THEN i.Keywords END) AS j\n"
+    "WHERE j.[type] = 1;"
+)
+
+
+def _tsql_query_support() -> list[str]:
+    return [
+        *(_tsql_index(TABLE, name, cols) for name, cols in INDEXES),
+        f"IF OBJECT_ID(N'dbo.{KEYWORD_TABLE}', N'U') IS NULL CREATE TABLE dbo.{KEYWORD_TABLE} (\n"
+        f"    Keyword NVARCHAR({KEYWORD_SIZE}) NOT NULL,\n"
+        f"    ImageId BIGINT NOT NULL CONSTRAINT FK_{KEYWORD_TABLE}_Image REFERENCES dbo.{TABLE} (Id) "
+        "ON DELETE CASCADE,\n"
+        f"    CONSTRAINT PK_{KEYWORD_TABLE} PRIMARY KEY (Keyword, ImageId)\n)",
+        _tsql_index(KEYWORD_TABLE, f"IX_{KEYWORD_TABLE}_ImageId", "ImageId"),
+        f"CREATE OR ALTER TRIGGER dbo.TR_{TABLE}_Keywords ON dbo.{TABLE} AFTER INSERT, UPDATE AS\n"
+        "BEGIN\n"
+        "SET NOCOUNT ON;\n"
+        "IF NOT UPDATE(Keywords) RETURN;\n"
+        f"{TSQL_KEYWORD_TRIGGER_BODY}\n"
+        "END",
+    ]
+
+
+QUERY_SUPPORT: dict[str, Callable[[], list[str]]] = {
+    "sqlite": _sqlite_query_support,
+    "postgresql": _postgres_query_support,
+    "tsql": _tsql_query_support,
+}
 
 
 DIALECTS: dict[str, type[Dialect]] = {
@@ -506,23 +657,40 @@ class SqlStore:
                 pass
         self._conn = None
 
-    def _run(self, work: Callable[[Any], Any]) -> Any:
-        """Run work in one transaction; on a lost connection drop it so the next try reconnects."""
+    def _run(self, work: Callable[[Any], Any], write_lock_first: bool = False) -> Any:
+        """Run work in one transaction; on a lost connection drop it so the next try reconnects.
+
+        ``write_lock_first`` (SQLite only): take the write lock when the transaction begins
+        (BEGIN IMMEDIATE). A deferred transaction that reads and then writes can meet another one
+        doing the same, and SQLite then fails one at once instead of letting it wait."""
         conn = self._connection()
+        immediate = write_lock_first and self.dialect.name == "sqlite"
         try:
             cursor = conn.cursor()
+            if immediate:
+                conn.autocommit = True
+                cursor.execute("BEGIN IMMEDIATE")
             result = work(cursor)
-            conn.commit()
+            if immediate:
+                cursor.execute("COMMIT")
+            else:
+                conn.commit()
             return result
         except _error_types() as exc:
             try:
-                conn.rollback()
+                if immediate:
+                    conn.cursor().execute("ROLLBACK")
+                else:
+                    conn.rollback()
             except _error_types():
                 pass
             if is_transient(exc):
                 self.close()
                 raise DatabaseUnavailableError(f"database is unavailable: {exc}") from None
             raise
+        finally:
+            if immediate and self._conn is conn:
+                conn.autocommit = False
 
     def existing_columns(self) -> set[str]:
         def probe(cursor: Any) -> set[str]:
@@ -532,42 +700,39 @@ class SqlStore:
         return self._run(probe)
 
     def ensure_schema(self) -> None:
-        """Create the table, then add any column a newer version knows (rows are kept)."""
+        """Create the table, add any column a newer version knows, drop the legacy second unique
+        constraint, and add the query indexes and keyword table: one transaction under the
+        dialect's schema lock, so instances starting together migrate one after another and each
+        finds the work done (rows are always kept)."""
         if self._schema_ready:
             return
         dialect = self.dialect
-        self._run(lambda cur: cur.execute(dialect.create_table()))
-        present = self.existing_columns()
-        for col in COLUMNS:
-            if col.name.lower() not in present:
-                try:
-                    self._run(lambda cur, c=col: cur.execute(dialect.add_column(c)))
-                except _error_types():
-                    # Another writer may have added it first; only a still-missing column is an error.
-                    if col.name.lower() not in self.existing_columns():
-                        raise
-        self._drop_legacy_unique()
-        self._schema_ready = True
-
-    def _drop_legacy_unique(self) -> None:
-        """Remove a unique constraint other than BlobKey's, left by older versions (see the module doc)."""
-        dialect = self.dialect
-        query = dialect.legacy_unique_indexes()
-        if query is None:
-            return
 
         def migrate(cursor: Any) -> None:
-            cursor.execute(query)
-            names = [row[0] for row in cursor.fetchall()]
-            if not names:
-                return
+            lock = dialect.schema_lock()
+            if lock:
+                cursor.execute(lock)
+            cursor.execute(dialect.create_table())
             cursor.execute(dialect.probe_columns())
-            columns = [d[0] for d in cursor.description]
-            for name in names:
-                for statement in dialect.drop_unique(columns, name):
-                    cursor.execute(statement)
+            present = {d[0].lower() for d in cursor.description}
+            for col in COLUMNS:
+                if col.name.lower() not in present:
+                    cursor.execute(dialect.add_column(col))
+            query = dialect.legacy_unique_indexes()
+            if query is not None:
+                cursor.execute(query)
+                names = [row[0] for row in cursor.fetchall()]
+                if names:
+                    cursor.execute(dialect.probe_columns())
+                    columns = [d[0] for d in cursor.description]
+                    for name in names:
+                        for statement in dialect.drop_unique(columns, name):
+                            cursor.execute(statement)
+            for statement in QUERY_SUPPORT[dialect.name]():
+                cursor.execute(statement)
 
-        self._run(migrate)
+        self._run(migrate, write_lock_first=True)
+        self._schema_ready = True
 
     def upsert(self, record: ImageRecord) -> bool:
         """Write the row for this blob version; False when a newer version's row was kept."""

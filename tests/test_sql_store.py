@@ -434,3 +434,165 @@ def test_a_driver_mssql_python_cannot_load_fails_with_the_fix_not_as_a_lost_conn
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.startswith("DriverNotInstalledError:"), out.stdout + out.stderr
     assert "pip install --force-reinstall mssql-python" in out.stdout and "libltdl7" in out.stdout
+
+
+# ---- Issue 10: descriptive columns, keyword table, extractor version ----------------------
+
+from shared.models import EXTRACTOR_VERSION  # noqa: E402
+from shared.sql_store import INDEXES, KEYWORD_TABLE, TABLE  # noqa: E402
+
+
+def described(name: str, etag: str, modified: str, keywords: list[str] | None) -> ImageRecord:
+    meta = ImageMetadata(width=10, height=5, format="JPEG", title="First dance", description="Anna & Ben",
+                         keywords=keywords, rating=5, artist="Jane Doe", copyright="© 2023 Jane Doe",
+                         captured_at="2023-08-12T18:45:10", captured_at_offset="+02:00",
+                         captured_at_source="xmp", captured_at_utc="2023-08-12T16:45:10",
+                         captured_at_utc_source="xmp-zone", time_zone="Europe/Paris",
+                         gps_date_time="2023-08-12T16:45:08", country="France", region="Île-de-France",
+                         city="Paris", extractor_version=EXTRACTOR_VERSION,
+                         warnings=["xmp: DTDForbidden"])
+    blob = BlobRef("images-input", name, etag, size=4096, last_modified=modified)
+    return ImageRecord.for_blob(blob, "processed", metadata=meta, instance_id=f"img-{etag}")
+
+
+def keyword_rows(cs: str) -> set[tuple[str, int]]:
+    conn = pyodbc.connect(cs, autocommit=True)
+    try:
+        return {(k, int(i)) for k, i in conn.execute(f"SELECT Keyword, ImageId FROM {KEYWORD_TABLE}").fetchall()}
+    finally:
+        conn.close()
+
+
+def test_descriptive_columns_round_trip(any_db_cs):
+    store = SqlStore(any_db_cs)
+    store.upsert(described("a.jpg", "e1", "2026-01-01T00:00:00+00:00", ["Wedding", "Küste", 'say "cheese"']))
+    [row] = rows(store)
+    assert (row["Title"], row["Description"], row["Rating"]) == ("First dance", "Anna & Ben", 5)
+    assert (row["Artist"], row["Copyright"]) == ("Jane Doe", "© 2023 Jane Doe")
+    assert json.loads(row["Keywords"]) == ["Wedding", "Küste", 'say "cheese"']
+    assert str(row["CapturedAtUtc"]).startswith("2023-08-12 16:45:10")
+    assert (row["CapturedAtSource"], row["CapturedAtUtcSource"], row["TimeZone"]) == (
+        "xmp", "xmp-zone", "Europe/Paris")
+    assert (row["Country"], row["Region"], row["City"]) == ("France", "Île-de-France", "Paris")
+    assert row["ExtractorVersion"] == EXTRACTOR_VERSION
+    assert json.loads(row["MetadataWarnings"]) == ["xmp: DTDForbidden"]
+
+
+def test_rejected_rows_record_the_extractor_version_too(any_db_cs):
+    store = SqlStore(any_db_cs)
+    store.upsert(record("bad.jpg", "e1", "2026-01-01T00:00:00+00:00", status="rejected", error="not an image"))
+    [row] = rows(store)
+    assert row["ExtractorVersion"] == EXTRACTOR_VERSION and row["Keywords"] is None
+
+
+def test_keyword_table_follows_the_row(any_db_cs):
+    """One lower-cased row per keyword, replaced when a newer version changes the list."""
+    store = SqlStore(any_db_cs)
+    store.upsert(described("a.jpg", "v1", "2026-01-01T00:00:00+00:00", ["Wedding", "Beach"]))
+    store.upsert(described("b.jpg", "v1", "2026-01-01T00:00:00+00:00", ["wedding"]))
+    ids = {r["BlobName"]: int(r["Id"]) for r in rows(store)}
+    assert keyword_rows(any_db_cs) == {("wedding", ids["a.jpg"]), ("beach", ids["a.jpg"]),
+                                       ("wedding", ids["b.jpg"])}
+    store.upsert(described("a.jpg", "v2", "2026-01-01T00:00:05+00:00", ["Sea"]))
+    assert keyword_rows(any_db_cs) == {("sea", ids["a.jpg"]), ("wedding", ids["b.jpg"])}
+    store.upsert(described("a.jpg", "v1", "2026-01-01T00:00:00+00:00", ["stale"]))  # older: not applied
+    store.upsert(described("b.jpg", "v2", "2026-01-01T00:00:05+00:00", None))
+    assert keyword_rows(any_db_cs) == {("sea", ids["a.jpg"])}
+
+
+def test_keyword_list_too_long_for_its_column_drops_whole_keywords(sqlite_cs):
+    store = SqlStore(sqlite_cs)
+    many = [f"keyword-{i:03d}-" + "x" * 180 for i in range(40)]
+    store.upsert(described("a.jpg", "e1", "2026-01-01T00:00:00+00:00", many))
+    [row] = rows(store)
+    stored = json.loads(row["Keywords"])
+    assert len(row["Keywords"]) <= 4000 and stored == many[: len(stored)] and 10 < len(stored) < 40
+
+
+def create_previous_version_table(cs: str):  # noqa: ANN201 - the dialect
+    """ImageMetadata as the release before issue 10 created it (columns through BytesRead)."""
+    from shared.sql_store import COLUMNS, dialect_for
+
+    previous = COLUMNS[: [c.name for c in COLUMNS].index("BytesRead") + 1]
+    conn = pyodbc.connect(cs, autocommit=True)
+    dialect = dialect_for(conn)
+    defs = ", ".join(f"{c.name} {dialect.type_of(c)}{' UNIQUE' if c.kind == 'key' else ''}" for c in previous)
+    identity = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect.name == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    conn.execute(f"CREATE TABLE {TABLE} (Id {identity}, {defs}, UNIQUE (Container, BlobName))")
+    conn.close()
+    return dialect
+
+
+def test_migration_from_the_previous_version_adds_columns_and_indexes(any_db_cs):
+    """A table as the previous release created it (through BytesRead) gains the new columns,
+    the indexes and the keyword table; its rows are kept."""
+    from shared.sql_store import COLUMNS
+
+    dialect = create_previous_version_table(any_db_cs)
+    conn = pyodbc.connect(any_db_cs, autocommit=True)
+    conn.execute(f"INSERT INTO {TABLE} (BlobKey, Container, BlobName, Status, Width) "
+                 "VALUES ('k', 'images-input', 'old.jpg', 'processed', 7)")
+    conn.close()
+    store = SqlStore(any_db_cs)
+    store.ensure_schema()
+    assert {c.name.lower() for c in COLUMNS} <= store.existing_columns()
+    [row] = rows(store)
+    assert row["BlobName"] == "old.jpg" and row["Width"] == 7 and row["Keywords"] is None
+    assert row["ExtractorVersion"] is None  # written by the older extractor: reconciliation can find it
+    conn = pyodbc.connect(any_db_cs, autocommit=True)
+    if dialect.name == "sqlite":
+        names = {r[0].lower() for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    else:
+        names = {r[0].lower() for r in conn.execute("SELECT indexname FROM pg_indexes")}
+    conn.close()
+    assert {name.lower() for name, _ in INDEXES} | {f"ix_{KEYWORD_TABLE}_imageid".lower()} <= names
+
+
+def test_many_processes_migrating_at_once_all_succeed(any_db_cs):
+    """On the previous release's table, eight fresh stores run the migration (new columns,
+    indexes, keyword trigger) at the same moment, as cold-started instances do; none fails.
+    (Creating the table itself from nothing concurrently is older code, not exercised here.)"""
+    create_previous_version_table(any_db_cs)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def migrate() -> None:
+        try:
+            store = SqlStore(any_db_cs)
+            barrier.wait()
+            store.ensure_schema()
+            store.upsert(described(f"{threading.get_ident()}.jpg", "e1", "2026-01-01T00:00:00+00:00", ["x"]))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(keyword_rows(any_db_cs)) == 8
+
+
+def test_instances_starting_together_on_an_empty_database_all_create_and_write(any_db_cs):
+    """Eight stores create the schema from nothing at the same moment (cold-started instances on a
+    new database): the migration's schema lock makes them take turns, and none fails. Without it,
+    PostgreSQL's concurrent CREATE TABLE IF NOT EXISTS fails ("relation already exists")."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        try:
+            store = SqlStore(any_db_cs)
+            barrier.wait()
+            store.upsert(described(f"{threading.get_ident()}.jpg", "e1", "2026-01-01T00:00:00+00:00", ["y"]))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(rows(SqlStore(any_db_cs))) == 8

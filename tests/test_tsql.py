@@ -45,6 +45,7 @@ DIALECT = TSqlDialect()
 STATEMENTS = {
     "create table": DIALECT.create_table(),
     "probe columns": DIALECT.probe_columns(),
+    "schema lock": DIALECT.schema_lock(),
     "upsert": DIALECT.upsert(),
     "select rows": DIALECT.select_rows(),
     **{f"add column {c.name}": DIALECT.add_column(c) for c in COLUMNS},
