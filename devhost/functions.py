@@ -5,13 +5,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SUPPORTED_TRIGGERS = {"blobTrigger", "orchestrationTrigger", "activityTrigger"}
+SUPPORTED_TRIGGERS = {"blobTrigger", "orchestrationTrigger", "activityTrigger", "eventGridTrigger",
+                      "timerTrigger"}
 SUPPORTED_BINDINGS = SUPPORTED_TRIGGERS | {"durableClient"}
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,9 +64,19 @@ def load_function(folder: Path) -> FunctionSpec:
     return FunctionSpec(folder.name, folder, bindings, main)
 
 
+def is_disabled(name: str, env: dict[str, str] | None = None) -> bool:
+    """The app setting ``AzureWebJobs.<name>.Disabled`` set to true or 1 switches a function off
+    (MicrosoftDocs azure-docs, articles/azure-functions/disable-function.md)."""
+    value = (os.environ if env is None else env).get(f"AzureWebJobs.{name}.Disabled", "")
+    return value.strip().lower() in ("true", "1")
+
+
 def discover(app_root: Path = APP_ROOT) -> dict[str, FunctionSpec]:
+    """The enabled functions of the app (a disabled one is not loaded, as the host skips it)."""
     specs = {}
     for path in sorted(app_root.glob("*/function.json")):
+        if is_disabled(path.parent.name):
+            continue
         spec = load_function(path.parent)
         specs[spec.name] = spec
     return specs
