@@ -6,6 +6,7 @@ help:
 	@echo "make demo    - install what is missing, run the pipeline end to end on sample images"
 	@echo "make test    - install what is missing, run every test (real Azurite, SQLite, PostgreSQL)"
 	@echo "make run     - Azurite + local host, watching images-input until Ctrl-C"
+	@echo "make azurite - Azurite blob + queue + table on 10000-10002, for 'func start' (Core Tools)"
 	@echo "make upload FILES='a.jpg dir/'  - upload files or folders into images-input"
 	@echo "make show [FORMAT=table|json|csv] - print the ImageMetadata table"
 	@echo "make bench   - extraction benchmark against exiftool and ImageMagick"
@@ -23,6 +24,9 @@ demo: setup
 run: setup
 	$(PY) -m devhost run
 
+azurite: setup
+	$(PY) -m devhost azurite
+
 upload: setup
 	$(PY) -m devhost upload $(FILES)
 
@@ -38,4 +42,4 @@ lint: setup-test
 bench: setup-test
 	$(PY) -m bench.extraction
 
-.PHONY: help setup setup-test demo run upload show test lint bench
+.PHONY: help setup setup-test demo run azurite upload show test lint bench

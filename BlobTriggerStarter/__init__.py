@@ -6,12 +6,14 @@ import os
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.settings import parse_retry_delays
-from shared.starter import blob_ref_from_trigger, start_for_blob
+from shared.settings import parse_retry_delays, storage_connection_string
+from shared.starter import start_for_trigger
 
 
 async def main(myblob: func.InputStream, starter: str) -> None:
-    blob = blob_ref_from_trigger(myblob.name or "", myblob.uri, myblob.length, myblob.blob_properties)
     client = df.DurableOrchestrationClient(starter)
-    result = await start_for_blob(client, blob, parse_retry_delays(os.environ.get("RetryDelaysSeconds")))
-    logging.info("BlobTriggerStarter %s: instance %s started=%s", blob.name, result.instance_id, result.started)
+    result = await start_for_trigger(client, storage_connection_string(), myblob.name or "",
+                                     parse_retry_delays(os.environ.get("RetryDelaysSeconds")))
+    if result is not None:
+        logging.info("BlobTriggerStarter %s: instance %s started=%s", myblob.name, result.instance_id,
+                     result.started)

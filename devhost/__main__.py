@@ -210,6 +210,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         azurite.stop()
 
 
+def cmd_azurite(args: argparse.Namespace) -> int:
+    """Azurite's blob, queue and table services, for `func start` (the Durable extension keeps its
+    state in queues and tables), until Ctrl-C; it stops with this command however it is stopped."""
+    LOCAL.mkdir(exist_ok=True)
+    port = args.azurite_port
+    azurite = Azurite.start(port=port, location=LOCAL / "azurite-func", log=LOCAL / "azurite-func.log",
+                            all_services=True)
+    hint = "UseDevelopmentStorage=true" if port == 10000 else "not the default ports: set AzureWebJobsStorage"
+    print(f"Azurite blob/queue/table on 127.0.0.1:{port}/{port + 1}/{port + 2} ({hint}); "
+          "now run 'func start' in another terminal. Ctrl-C stops.", flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        azurite.stop()
+    return 0
+
+
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     """Before the host's own handlers are installed, SIGTERM still unwinds (and stops Azurite)."""
     raise SystemExit(128 + signum)
@@ -229,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     host.add_argument("--port", type=int, default=0)
     host.add_argument("--workers", type=int, default=2)
     host.add_argument("--poll-interval", type=float, default=0.5)
+    sub.add_parser("azurite", help="Azurite blob + queue + table for `func start`, until Ctrl-C")
     upload = sub.add_parser("upload", help="upload files or folders into images-input")
     upload.add_argument("paths", nargs="+")
     show = sub.add_parser("show", help="print the ImageMetadata table")
@@ -237,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.command in ("demo", "show", "upload")
     logging.basicConfig(level=os.environ.get("DEVHOST_LOG", "ERROR" if quiet else "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers = {"demo": cmd_demo, "run": cmd_run, "host": cmd_host, "upload": cmd_upload, "show": cmd_show}
+    if args.command == "azurite":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    handlers = {"azurite": cmd_azurite, "demo": cmd_demo, "run": cmd_run, "host": cmd_host, "upload": cmd_upload, "show": cmd_show}
     try:
         return handlers[args.command](args)
     except (ServiceError, PipelineError, RuntimeError) as exc:

@@ -17,31 +17,60 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() == "true"
 
 
-def client_binding(rpc_base_url: str, task_hub: str) -> str:
-    """The JSON the durableClient binding hands to a function."""
-    base = rpc_base_url.rstrip("/")
+RPC_PREFIX = "/durabletask"
+WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
+
+
+def client_binding(origin: str, task_hub: str, system_key: str, connection: str = "Storage") -> str:
+    """The durableClient binding's JSON, as the extension builds it for an out-of-proc client.
+
+    azure-functions-durable-extension ``BindingHelper.DurableOrchestrationClientToString`` serialises
+    ``OrchestrationClientInputData`` with Newtonsoft (nulls kept): taskHubName, connectionName,
+    creationUrls and managementUrls (``HttpApiHandler.GetInstanceCreationLinks`` /
+    ``CreateHttpManagementPayload`` on the webhook base ``/runtime/webhooks/durabletask`` with the
+    extension's ``code`` key), baseUrl, requiredQueryStringParameters, rpcBaseUrl (the local RPC
+    listener, ``http://127.0.0.1:<port>/durabletask/``), httpBaseUrl, maxGrpcMessageSizeInBytes.
+    The Python SDK uses only rpcBaseUrl.
+    """
+    base = origin.rstrip("/") + WEBHOOK_PREFIX
+    code = f"code={system_key}"
+    instance = f"{base}/instances/INSTANCEID"
+    suffix = f"taskHub={task_hub}&connection={connection}&{code}"
+    create = f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]"
     return json.dumps({
         "taskHubName": task_hub,
+        "connectionName": None,
         "creationUrls": {
-            "createNewInstancePostUri": f"{base}/orchestrators/{{functionName}}[/{{instanceId}}]",
+            "createNewInstancePostUri": f"{create}?{code}",
+            "createAndWaitOnNewInstancePostUri":
+                f"{create}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{code}",
         },
         "managementUrls": {
             "id": "INSTANCEID",
-            "statusQueryGetUri": f"{base}/instances/INSTANCEID",
-            "terminatePostUri": f"{base}/instances/INSTANCEID/terminate?reason={{text}}",
+            "statusQueryGetUri": f"{instance}?{suffix}",
+            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{suffix}",
+            "terminatePostUri": f"{instance}/terminate?reason={{text}}&{suffix}",
+            "rewindPostUri": f"{instance}/rewind?reason={{text}}&{suffix}",
+            "purgeHistoryDeleteUri": f"{instance}?{suffix}",
+            "restartPostUri": f"{instance}/restart?{suffix}",
+            "suspendPostUri": f"{instance}/suspend?reason={{text}}&{suffix}",
+            "resumePostUri": f"{instance}/resume?reason={{text}}&{suffix}",
         },
         "baseUrl": base,
-        "requiredQueryStringParameters": "",
-        "rpcBaseUrl": base + "/",
-        "httpBaseUrl": "",
+        "requiredQueryStringParameters": code,
+        "rpcBaseUrl": origin.rstrip("/") + RPC_PREFIX + "/",
+        "httpBaseUrl": None,
+        "maxGrpcMessageSizeInBytes": None,
     })
 
 
-def build_app(engine: Engine) -> web.Application:
+def build_app(engine: Engine, system_key: str | None = None) -> web.Application:
+    """The extension's HTTP API: on the local RPC prefix (no key, loopback only) and on the public
+    webhook prefix, which needs the extension's ``code`` (401 without it, as the host answers)."""
     routes = web.RouteTableDef()
 
-    @routes.post("/durabletask/orchestrators/{name}")
-    @routes.post("/durabletask/orchestrators/{name}/{instance_id}")
+    @routes.post("/orchestrators/{name}")
+    @routes.post("/orchestrators/{name}/{instance_id}")
     async def start(request: web.Request) -> web.Response:
         body = await request.text()
         input_json: str | None = None
@@ -61,14 +90,14 @@ def build_app(engine: Engine) -> web.Application:
                 "ExceptionMessage": str(exc),
                 "ExceptionType": "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException",
             }, status=500)
-        base = str(request.url.origin()) + "/durabletask"
+        base = str(request.url.origin()) + WEBHOOK_PREFIX
         return web.json_response({
             "id": instance_id,
             "statusQueryGetUri": f"{base}/instances/{instance_id}",
             "terminatePostUri": f"{base}/instances/{instance_id}/terminate?reason={{text}}",
         }, status=202)
 
-    @routes.get("/durabletask/instances/{instance_id}")
+    @routes.get("/instances/{instance_id}")
     async def status(request: web.Request) -> web.Response:
         body = engine.status(request.match_info["instance_id"], show_history=_flag(request, "showHistory"),
                              show_input=_flag(request, "showInput"))
@@ -76,15 +105,15 @@ def build_app(engine: Engine) -> web.Application:
             return web.Response(status=404)
         return web.json_response(body, status=_STATUS_CODES.get(body["runtimeStatus"], 200))
 
-    @routes.get("/durabletask/instances/")
-    @routes.get("/durabletask/instances")
+    @routes.get("/instances/")
+    @routes.get("/instances")
     async def query(request: web.Request) -> web.Response:
         statuses = [s for s in request.query.get("runtimeStatus", "").split(",") if s]
         rows = engine.query(statuses, request.query.get("instanceIdPrefix"),
                             request.query.get("createdTimeFrom"), request.query.get("createdTimeTo"))
         return web.json_response(rows)
 
-    @routes.post("/durabletask/instances/{instance_id}/terminate")
+    @routes.post("/instances/{instance_id}/terminate")
     async def terminate(request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
         if engine.status(instance_id) is None:
@@ -92,6 +121,14 @@ def build_app(engine: Engine) -> web.Application:
         done = engine.terminate(instance_id, request.query.get("reason", ""))
         return web.Response(status=202 if done else 410)
 
-    app = web.Application()
-    app.add_routes(routes)
+    @web.middleware
+    async def webhook_key(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(WEBHOOK_PREFIX) and request.query.get("code") != system_key:
+            return web.Response(status=401)
+        return await handler(request)
+
+    app = web.Application(middlewares=[webhook_key])
+    for route in routes:
+        for prefix in (RPC_PREFIX, WEBHOOK_PREFIX):
+            app.router.add_route(route.method, prefix + route.path, route.handler)
     return app

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devhost import protocol as p
+from devhost.worker import InvocationFailed
 
 ACTIVE = ("Pending", "Running", "ContinuedAsNew", "Suspended")
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
@@ -68,8 +69,14 @@ class WorkItem:
     due_at: str | None
 
 
-Activity = Callable[[Any], Any]
-Orchestrator = Callable[[Any], str]
+# Both take and give JSON text, as on the wire between the extension and the worker.
+Activity = Callable[[str | None], str]
+Orchestrator = Callable[[str], str]
+
+
+def python_activity(fn: Callable[[Any], Any]) -> Activity:
+    """A plain Python callable as an activity (test stand-ins; the app's own go through the worker)."""
+    return lambda input_json: json.dumps(fn(json.loads(input_json) if input_json is not None else None))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -392,13 +399,14 @@ class Engine:
 
 
 def invoke_activity(activities: dict[str, Activity], name: str, input_json: str | None) -> dict[str, Any]:
-    """Call an activity as the worker does: JSON in, JSON out, an exception becomes TaskFailed."""
+    """Run one activity: its result JSON becomes TaskCompleted, a failure TaskFailed."""
     fn = activities.get(name)
     try:
         if fn is None:
             raise UnknownFunction(f"activity {name!r} is not registered")
-        value = fn(json.loads(input_json) if input_json is not None else None)
-        return {"EventType": p.TASK_COMPLETED, "Result": json.dumps(value)}
+        return {"EventType": p.TASK_COMPLETED, "Result": fn(input_json)}
+    except InvocationFailed as exc:  # the worker's RpcException text, as the extension records it
+        return {"EventType": p.TASK_FAILED, "Reason": str(exc), "Details": ""}
     except Exception as exc:  # noqa: BLE001 - reported to the orchestrator as TaskFailed
         return {"EventType": p.TASK_FAILED, "Reason": f"{type(exc).__name__}: {exc}",
                 "Details": traceback.format_exc(limit=5)}

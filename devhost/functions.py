@@ -1,16 +1,19 @@
-"""Discovering the app's functions from their function.json files, as the host does."""
+"""The app's functions as the host sees them: function.json discovery, and calls through the worker.
+
+The host reads each folder's function.json (the trigger decides how it is driven); the code itself
+is loaded and invoked only by Microsoft's worker (devhost.worker), never imported here.
+"""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from devhost.worker import Data, FunctionWorker, InvocationFailed
 
 SUPPORTED_TRIGGERS = {"blobTrigger", "orchestrationTrigger", "activityTrigger", "eventGridTrigger",
                       "timerTrigger"}
@@ -19,7 +22,7 @@ APP_ROOT = Path(__file__).resolve().parent.parent
 
 
 class BindingError(Exception):
-    """A function.json the local host cannot run, with the reason."""
+    """A function.json (or app layout) the local host cannot run, with the reason."""
 
 
 @dataclass
@@ -27,7 +30,6 @@ class FunctionSpec:
     name: str
     folder: Path
     bindings: list[dict[str, Any]]
-    main: Callable[..., Any]
 
     @property
     def trigger(self) -> dict[str, Any]:
@@ -37,7 +39,7 @@ class FunctionSpec:
         return next((b for b in self.bindings if b["type"] == binding_type), None)
 
 
-def load_function(folder: Path) -> FunctionSpec:
+def load_spec(folder: Path) -> FunctionSpec:
     config = json.loads((folder / "function.json").read_text())
     bindings = config.get("bindings") or []
     for b in bindings:
@@ -47,21 +49,15 @@ def load_function(folder: Path) -> FunctionSpec:
     triggers = [b for b in bindings if b["type"] in SUPPORTED_TRIGGERS]
     if len(triggers) != 1:
         raise BindingError(f"{folder.name}/function.json must have exactly one trigger, has {len(triggers)}")
-    if str(folder.parent) not in sys.path:
-        sys.path.insert(0, str(folder.parent))
-    module = importlib.import_module(folder.name)
-    script = config.get("scriptFile", "__init__.py")
-    if script != "__init__.py":
-        raise BindingError(f"{folder.name}: scriptFile {script!r} is not supported (use __init__.py)")
-    main = getattr(module, config.get("entryPoint", "main"), None)
-    if not callable(main):
-        raise BindingError(f"{folder.name}/__init__.py has no callable 'main'")
-    params = set(inspect.signature(main).parameters)
-    names = {b["name"] for b in bindings}
-    if params != names:
-        raise BindingError(f"{folder.name}: main's parameters {sorted(params)} do not match the "
-                           f"binding names {sorted(names)} in function.json")
-    return FunctionSpec(folder.name, folder, bindings, main)
+    return FunctionSpec(folder.name, folder.resolve(), bindings)
+
+
+def check_v1_layout(app_root: Path) -> None:
+    """A function_app.py at the root makes Azure's 3.13 worker index the app as the v2 model and
+    ignore every function.json (runtime dispatch in azure-functions-python-worker's proxy)."""
+    if (app_root / "function_app.py").exists():
+        raise BindingError(f"{app_root / 'function_app.py'} exists: Azure would load this app as the v2 "
+                           "programming model and ignore the function.json folders. Remove it.")
 
 
 def is_disabled(name: str, env: dict[str, str] | None = None) -> bool:
@@ -72,22 +68,48 @@ def is_disabled(name: str, env: dict[str, str] | None = None) -> bool:
 
 
 def discover(app_root: Path = APP_ROOT) -> dict[str, FunctionSpec]:
-    """The enabled functions of the app (a disabled one is not loaded, as the host skips it)."""
+    """The enabled functions of the app (a disabled one is not loaded: its trigger never fires)."""
+    check_v1_layout(app_root)
     specs = {}
     for path in sorted(app_root.glob("*/function.json")):
         if is_disabled(path.parent.name):
             continue
-        spec = load_function(path.parent)
+        spec = load_spec(path.parent)
         specs[spec.name] = spec
     return specs
 
 
-def registries(specs: dict[str, FunctionSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Orchestrator mains and activity callables, keyed by function name, for the engine."""
-    orchestrators = {n: s.main for n, s in specs.items() if s.trigger["type"] == "orchestrationTrigger"}
-    activities: dict[str, Any] = {}
-    for name, spec in specs.items():
-        if spec.trigger["type"] == "activityTrigger":
-            param = spec.trigger["name"]
-            activities[name] = (lambda fn, key: lambda value: fn(**{key: value}))(spec.main, param)
+def orchestrator_call(worker: FunctionWorker, spec: FunctionSpec) -> Callable[[str], str]:
+    """context JSON in, OrchestratorState JSON out; a failure raises with the worker's message,
+    which carries the SDK's ``$OutOfProcData$`` state as the extension expects."""
+    param = spec.trigger["name"]
+
+    def call(context_json: str) -> str:
+        result = worker.invoke(spec.name, {param: Data("string", context_json)})
+        if result is None:
+            raise InvocationFailed(f"orchestrator {spec.name} returned no OrchestratorState")
+        return result.value if isinstance(result.value, str) else result.value.decode()
+
+    return call
+
+
+def activity_call(worker: FunctionWorker, spec: FunctionSpec) -> Callable[[str | None], str]:
+    """Input JSON in (TypedData json, as the extension sends it), result JSON out."""
+    param = spec.trigger["name"]
+
+    def call(input_json: str | None) -> str:
+        result = worker.invoke(spec.name, {param: Data("json", input_json if input_json is not None else "null")})
+        if result is None:
+            return "null"
+        return result.value if isinstance(result.value, str) else result.value.decode()
+
+    return call
+
+
+def registries(worker: FunctionWorker, specs: dict[str, FunctionSpec]
+               ) -> tuple[dict[str, Callable[[str], str]], dict[str, Callable[[str | None], str]]]:
+    """Orchestrators and activities by name, each invoked through the worker."""
+    orchestrators = {n: orchestrator_call(worker, s) for n, s in specs.items()
+                     if s.trigger["type"] == "orchestrationTrigger"}
+    activities = {n: activity_call(worker, s) for n, s in specs.items() if s.trigger["type"] == "activityTrigger"}
     return orchestrators, activities

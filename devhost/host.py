@@ -14,6 +14,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import secrets
 import signal
 import threading
 import time
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from azure.functions.blob import InputStream
 
+from devhost.blob_trigger import trigger_input
 from devhost.client_api import build_app, client_binding
 from devhost.engine import Engine, WorkItem, invoke_activity
 from devhost.functions import APP_ROOT, FunctionSpec, discover, registries
-from shared.blob_access import list_blob_refs
+from devhost.worker import Data, FunctionWorker, load_app
+from shared.blob_access import list_blob_refs, service_client
 from shared.models import BlobRef
 
 log = logging.getLogger("devhost")
@@ -96,8 +98,13 @@ class LocalHost:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         apply_settings(config.settings)
         self.specs = discover(config.app_root)
-        orchestrators, activities = registries(self.specs)
-        self.engine = Engine(str(config.state_dir / "durable.db"), orchestrators, activities)
+        # Starter and orchestrator episodes run through Microsoft's worker in this process; activities
+        # through the same worker code in the worker processes below.
+        self.worker = load_app(config.app_root, [s.folder for s in self.specs.values()])
+        for name, error in self.worker.load_errors.items():
+            log.error("function %s failed to load in the worker (as it would in Azure): %s", name, error)
+        orchestrators, _ = registries(self.worker, self.specs)
+        self.engine = Engine(str(config.state_dir / "durable.db"), orchestrators, {})
         self.engine.db.execute(_RECEIPTS)
         self._load_receipts()
         self.watches = [self._watch_for(s) for s in self.specs.values() if s.trigger["type"] == "blobTrigger"]
@@ -112,6 +119,8 @@ class LocalHost:
         self._results: list[tuple[WorkItem, dict[str, Any]]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.system_key = secrets.token_urlsafe(24)  # the extension's webhook key ('code=')
+        self.trigger_bytes = 0  # blob bytes the trigger shipped to the worker (the host downloads them all)
 
     def _watch_for(self, spec: FunctionSpec) -> BlobWatch:
         trigger = spec.trigger
@@ -128,7 +137,7 @@ class LocalHost:
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
         self.engine.on_change = self._wake.set
-        self._runner = web.AppRunner(build_app(self.engine), access_log=None)
+        self._runner = web.AppRunner(build_app(self.engine, self.system_key), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.config.port)
         try:
@@ -137,7 +146,7 @@ class LocalHost:
             raise RuntimeError(f"cannot listen on 127.0.0.1:{self.config.port} for the durable client "
                                f"API ({exc.strerror}); is another host running? Choose another port.") from None
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.binding = client_binding(f"http://127.0.0.1:{self.port}/durabletask/", self.config.task_hub)
+        self.binding = client_binding(f"http://127.0.0.1:{self.port}", self.config.task_hub, self.system_key)
         log.info("durable client API on http://127.0.0.1:%d/durabletask/", self.port)
 
     async def serve(self) -> None:
@@ -158,9 +167,7 @@ class LocalHost:
         self._wake.set()
 
     async def close(self) -> None:
-        from azure.durable_functions.models.utils import http_utils
-
-        await http_utils._close_session()
+        self.worker.close()
         if self._runner is not None:
             await self._runner.cleanup()
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -211,16 +218,31 @@ class LocalHost:
                 pass
 
     async def _fire(self, watch: BlobWatch, ref: BlobRef, tries: int) -> None:
-        stream = InputStream(
-            data=b"", name=f"{ref.container}/{ref.name}", length=ref.size, uri=ref.url,
-            blob_properties={"ETag": f'"{ref.etag}"', "ContentLength": ref.size,
-                             "LastModified": ref.last_modified, "ContentType": ref.content_type},
-        )
+        """One trigger invocation with the host's exact input: the downloaded body as bytes and the
+        blobs extension's trigger metadata (devhost.blob_trigger), through the worker."""
+        container = service_client(watch.connection_string).get_container_client(watch.container)
+        loop = asyncio.get_running_loop()
         try:
-            await watch.spec.main(**{watch.spec.trigger["name"]: stream, watch.client_param: self.binding})
+            fired = await loop.run_in_executor(None, trigger_input, container, ref.name, watch.spec.trigger["path"])
+        except Exception as exc:  # noqa: BLE001 - storage hiccup: the next poll tries again
+            log.error("blob trigger %s: cannot read %r: %s", watch.spec.name, ref.name, exc)
+            return
+        if fired is None:
+            log.info("blob %r was deleted before its trigger ran: skipped, as the host skips it", ref.name)
+            return
+        if fired.etag != ref.etag:
+            ref = BlobRef(ref.container, ref.name, fired.etag)
+            key = (watch.spec.name, ref.container, ref.name, ref.etag)
+            if key in self._receipted:
+                return
+            tries = self._tries.get(key, 0)
+        self.trigger_bytes += len(fired.body)
+        inputs = {watch.spec.trigger["name"]: Data("bytes", fired.body), watch.client_param: Data("string", self.binding)}
+        try:
+            await self.worker.invoke_async(watch.spec.name, inputs, fired.metadata)
         except Exception as exc:  # noqa: BLE001 - a failing starter is retried, then poisoned
             tries += 1
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = str(exc)
             status = "poison" if tries >= self.config.max_start_tries else "retry"
             self._write_receipt(watch, ref, status, tries, reason)
             log.error("%s failed for %r (try %d): %s%s", watch.spec.name, ref.name, tries, reason,
@@ -293,7 +315,7 @@ _WORKER_ACTIVITIES: dict[str, Any] = {}
 
 
 def _worker_init(app_root: str, environ: dict[str, str], host_pid: int) -> None:
-    """In each worker process: the host's settings, then the function folders, loaded once."""
+    """In each worker process: the host's settings, then Microsoft's worker with the app loaded once."""
 
     def exit_with_host() -> None:
         # A host killed with SIGKILL (or gone before this worker finished starting) cannot stop
@@ -305,7 +327,9 @@ def _worker_init(app_root: str, environ: dict[str, str], host_pid: int) -> None:
     threading.Thread(target=exit_with_host, daemon=True, name="host-watch").start()
 
     os.environ.update(environ)
-    _, activities = registries(discover(Path(app_root)))
+    specs = discover(Path(app_root))
+    worker: FunctionWorker = load_app(Path(app_root), [s.folder for s in specs.values()])
+    _, activities = registries(worker, specs)
     _WORKER_ACTIVITIES.update(activities)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -14,6 +17,7 @@ from pathlib import Path
 from devhost.functions import APP_ROOT
 
 AZURITE_VERSION = "3.35.0"
+PIDFILE = "azurite.pid"
 # Azurite's published development account key: public, identical on every machine.
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -24,10 +28,10 @@ class ServiceError(Exception):
 
 
 def azurite_binary() -> Path:
-    path = APP_ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
+    path = APP_ROOT / ".tools" / "node_modules" / ".bin" / "azurite"
     if not path.exists():
         raise ServiceError(
-            f"Azurite is not installed in {path.parent}. Run 'make tools' (needs Node.js 20 and npm: "
+            f"Azurite is not installed in {path.parent}. Run 'make setup' (needs Node.js 20 and npm: "
             "'sudo apt-get install nodejs npm'), which installs azurite@" + AZURITE_VERSION + " there."
         )
     if shutil.which("node") is None:
@@ -68,9 +72,29 @@ def storage_connection_string(blob_port: int) -> str:
             f"BlobEndpoint=http://127.0.0.1:{blob_port}/{DEV_ACCOUNT};")
 
 
+def _dying_with_us(args: list[str]) -> list[str]:
+    """Run ``args`` so it gets SIGTERM when the process that started it dies, however it dies
+    (kill -9, OOM, a closed terminal): util-linux ``setpriv --pdeathsig`` sets PR_SET_PDEATHSIG and
+    execs it. SIGTERM lets Azurite save. Without setpriv, the pidfile check below still recovers."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *args] if setpriv else args
+
+
+def _process_cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
 @dataclass
 class Azurite:
-    """A running Azurite blob service (the only service the pipeline needs)."""
+    """A running Azurite that this project started and owns.
+
+    It dies with the process that started it, and it leaves ``azurite.pid`` in its folder, so a
+    start that finds the port taken by our own leftover (from before this safeguard, or a platform
+    without it) replaces it instead of refusing; anything else on the port is reported.
+    """
 
     process: subprocess.Popen
     port: int
@@ -80,24 +104,65 @@ class Azurite:
     def connection_string(self) -> str:
         return storage_connection_string(self.port)
 
-    @classmethod
-    def start(cls, port: int = 10000, location: Path | None = None, log: Path | None = None) -> Azurite:
-        binary = azurite_binary()
-        if not port_free(port):
-            raise ServiceError(
-                f"port {port} is already taken (another Azurite?). Stop it, or choose another port "
-                "with AZURITE_PORT=<port>."
-            )
-        location = location or Path(tempfile.mkdtemp(prefix="azurite-"))
-        location.mkdir(parents=True, exist_ok=True)
-        out = open(log, "ab") if log else subprocess.DEVNULL
-        proc = subprocess.Popen(
-            [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
-             "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    @staticmethod
+    def _leftover(location: Path, port: int) -> int | None:
+        """The pid of an Azurite of ours still serving ``port`` from ``location``, if there is one."""
         try:
-            wait_for_port(port, 30, proc)
+            record = json.loads((location / PIDFILE).read_text())
+        except (OSError, ValueError):
+            return None
+        pid = int(record.get("pid", 0))
+        cmdline = _process_cmdline(pid) if pid > 0 else []
+        ours = any("azurite" in Path(part).name for part in cmdline)
+        if record.get("port") == port and ours and str(location) in cmdline:
+            return pid
+        return None
+
+    @staticmethod
+    def _stop_pid(pid: int, timeout: float = 15) -> None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _process_cmdline(pid):
+            time.sleep(0.1)
+        if _process_cmdline(pid):
+            os.kill(pid, signal.SIGKILL)
+
+    @classmethod
+    def start(cls, port: int = 10000, location: Path | None = None, log: Path | None = None,
+              all_services: bool = False) -> Azurite:
+        """Blob only (what the local host needs), or blob + queue + table on port, port+1, port+2
+        (what `func start` needs: the Durable extension keeps its state in queues and tables)."""
+        binary = azurite_binary()
+        if not all_services:
+            binary = binary.with_name("azurite-blob")
+        location = (location or Path(tempfile.mkdtemp(prefix="azurite-"))).resolve()
+        location.mkdir(parents=True, exist_ok=True)
+        ports = [port, port + 1, port + 2] if all_services else [port]
+        if not all(port_free(p) for p in ports):
+            leftover = cls._leftover(location, port)
+            if leftover is None:
+                raise ServiceError(
+                    f"port {'/'.join(map(str, ports))} is already taken by a process this project did not "
+                    f"start (another Azurite?). Stop it, or choose another port with AZURITE_PORT=<port>."
+                )
+            logging.getLogger("devhost").warning(
+                "replacing the Azurite (pid %d) an earlier run left on port %d", leftover, port)
+            cls._stop_pid(leftover)
+        out = open(log, "ab") if log else subprocess.DEVNULL
+        args = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port)]
+        if all_services:
+            args += ["--queueHost", "127.0.0.1", "--queuePort", str(port + 1),
+                     "--tableHost", "127.0.0.1", "--tablePort", str(port + 2)]
+        args += ["--location", str(location), "--skipApiVersionCheck", "--disableTelemetry", "--loose"]
+        proc = subprocess.Popen(_dying_with_us(args), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        (location / PIDFILE).write_text(json.dumps({"pid": proc.pid, "port": port}))
+        try:
+            for p in ports:
+                wait_for_port(p, 30, proc)
         except ServiceError as exc:
             proc.kill()
             raise ServiceError(f"Azurite did not start: {exc}") from None
@@ -111,6 +176,7 @@ class Azurite:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        (self.location / PIDFILE).unlink(missing_ok=True)
 
 
 def _pg_bin() -> Path:

@@ -67,7 +67,8 @@ def storage_call(connection_string: str, what: str, call: Callable[[], T]) -> T:
     except (ServiceRequestError, ServiceResponseError) as exc:
         raise StorageUnavailableError(
             f"cannot reach blob storage at {_describe_endpoint(connection_string)} while trying to "
-            f"{what}: {exc}. Locally, start Azurite (make azurite) or check AzureWebJobsStorage."
+            f"{what}: {exc}. Locally, start Azurite ('make azurite', or 'make run' with the local host) "
+            "or check AzureWebJobsStorage."
         ) from None
     except ClientAuthenticationError as exc:
         raise ConfigurationError(
@@ -212,6 +213,34 @@ def upload_bytes(
     )
 
 
+def blob_version(connection_string: str, container: str, name: str) -> BlobRef | None:
+    """The blob's current version from one Get Blob Properties call, or None when it is gone.
+
+    The starter takes the version from here, never from the trigger: the Functions host hands the
+    trigger's ETag over as ``{}`` (see shared/notes and tests/test_host_shapes.py).
+    """
+    blob = service_client(connection_string).get_blob_client(container, name)
+
+    def call() -> Any:
+        try:
+            return blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+
+    props = storage_call(connection_string, f"read the properties of blob {name!r}", call)
+    if props is None:
+        return None
+    return BlobRef(
+        container=container,
+        name=name,
+        etag=normalise_etag(props.etag),
+        size=props.size,
+        last_modified=_iso(props.last_modified),
+        url=blob.url,
+        content_type=props.content_settings.content_type if props.content_settings else None,
+    )
+
+
 def list_blob_refs(connection_string: str, container: str) -> Iterator[BlobRef]:
     """Every current blob version in a container (ETags normalised: listings give them bare)."""
     client = service_client(connection_string).get_container_client(container)
@@ -252,16 +281,6 @@ def _ref_from_properties(container: str, url: str, props: Any) -> BlobRef:
         url=url,
         content_type=props.content_settings.content_type if props.content_settings else None,
     )
-
-
-def blob_version(connection_string: str, container: str, name: str) -> BlobRef | None:
-    """The blob's current version from one Get Blob Properties call; None when it is gone."""
-    client = service_client(connection_string).get_blob_client(container, name)
-    try:
-        props = storage_call(connection_string, f"read properties of {name!r}", client.get_blob_properties)
-    except ResourceNotFoundError:
-        return None
-    return _ref_from_properties(container, client.url, props)
 
 
 def list_blob_pages(

@@ -94,7 +94,7 @@ def storage_connection_string(env: Mapping[str, str] | None = None) -> str:
     if not value:
         raise ConfigurationError(
             "App setting AzureWebJobsStorage is empty. Locally set it to "
-            "'UseDevelopmentStorage=true' and start Azurite (make azurite); on Azure set it "
+            "'UseDevelopmentStorage=true' and start Azurite ('make azurite'); on Azure set it "
             "to the storage account's connection string."
         )
     return value

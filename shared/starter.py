@@ -11,12 +11,13 @@ instance, and, past that, by the idempotent store.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.blob_access import blob_version
 from shared.models import BlobRef, normalise_etag
 from shared.orchestration import orchestration_input
 from shared.settings import ORCHESTRATOR_NAME
@@ -33,34 +34,12 @@ def instance_id_for(container: str, name: str, etag: str) -> str:
     return "img-" + hashlib.sha256(key).hexdigest()
 
 
-def _first(props: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if props.get(key) not in (None, ""):
-            return props[key]
-    return None
-
-
-def blob_ref_from_trigger(
-    path: str, uri: str | None, length: int | None, properties: Mapping[str, Any] | None
-) -> BlobRef:
-    """Build the reference from what the blob trigger passes, never from the body."""
-    if "/" not in path:
+def blob_path_from_trigger(path: str) -> tuple[str, str]:
+    """(container, name) from the trigger's ``BlobTrigger`` path ("images-input/a/b.jpg")."""
+    container, _, name = (path or "").partition("/")
+    if not container or not name:
         raise ValueError(f"blob trigger path {path!r} has no container part")
-    container, name = path.split("/", 1)
-    props = properties or {}
-    etag = normalise_etag(str(_first(props, "ETag", "Etag", "etag") or ""))
-    if not etag:
-        raise ValueError(f"blob trigger for {path!r} carried no ETag; cannot identify the version")
-    size = _first(props, "ContentLength", "Length", "length")
-    return BlobRef(
-        container=container,
-        name=name,
-        etag=etag,
-        size=int(size) if size is not None else length,
-        last_modified=_first(props, "LastModified", "lastModified"),
-        url=uri,
-        content_type=_first(props, "ContentType", "contentType"),
-    )
+    return container, name
 
 
 @dataclass(frozen=True)
@@ -89,3 +68,20 @@ async def start_for_blob(client: Any, blob: BlobRef, retry_delays: tuple[float, 
         raise
     log.info("started %s for blob %r version %s", instance_id, blob.name, blob.etag)
     return StartResult(instance_id, True, existing)
+
+
+async def start_for_trigger(client: Any, connection_string: str, path: str,
+                            retry_delays: tuple[float, ...]) -> StartResult | None:
+    """The blob trigger's start: the version comes from storage (one Get Blob Properties call).
+
+    The trigger's own ``Properties`` cannot say which version fired (the host sends ``ETag: {}``),
+    and by the time the trigger runs the blob may have been overwritten (start the version that is
+    there now: the trigger for it then finds it started) or deleted (nothing to index: return None,
+    so the host records success and nothing is poisoned).
+    """
+    container, name = blob_path_from_trigger(path)
+    blob = await asyncio.to_thread(blob_version, connection_string, container, name)
+    if blob is None:
+        log.warning("blob %r in %r was deleted before its trigger ran: nothing to index", name, container)
+        return None
+    return await start_for_blob(client, blob, retry_delays)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from devhost.functions import discover, registries  # noqa: E402
 from devhost.services import Azurite, Postgres, free_port  # noqa: E402
+from devhost.worker import FunctionWorker, load_app  # noqa: E402
 from shared.blob_access import ensure_container  # noqa: E402
 from shared.settings import INPUT_CONTAINER  # noqa: E402
 
@@ -62,3 +65,29 @@ def any_db_cs(request: pytest.FixtureRequest) -> str:
     """Each store test runs on both engines the machine can run for real."""
     name = "sqlite_cs" if request.param == "sqlite" else "postgres_cs"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture(scope="session")
+def worker() -> Iterator[FunctionWorker]:
+    """Microsoft's worker (azure-functions-runtime-v1) with the app's four folders loaded, as in Azure.
+    Its registry is process-global, so the session shares one; tests add their own folders to it."""
+    app_worker = load_app(ROOT)
+    assert not app_worker.load_errors, app_worker.load_errors
+    yield app_worker
+    app_worker.close()
+
+
+@pytest.fixture(scope="session")
+def orchestrators(worker: FunctionWorker) -> dict:
+    """The app's orchestrators by name, each call an InvocationRequest through the worker."""
+    return registries(worker, discover(ROOT))[0]
+
+
+def add_function(worker: FunctionWorker, root: Path, name: str, bindings: list[dict], code: str) -> Path:
+    """Write a function folder (function.json + __init__.py) under ``root`` and load it into the worker."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "function.json").write_text(json.dumps({"scriptFile": "__init__.py", "bindings": bindings}))
+    (folder / "__init__.py").write_text(code)
+    worker.load(folder)
+    return folder

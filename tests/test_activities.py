@@ -1,20 +1,36 @@
-"""The two activities through their function folders, on real Azurite and a real database."""
+"""The two activities through their function folders and Microsoft's worker, on real Azurite and a
+real database: the input arrives as TypedData json and the output leaves as the worker encodes it."""
 
 from __future__ import annotations
 
-import ExtractMetadata
-import StoreMetadata
+import json
+from typing import Any
+
+import pytest
+
 from devhost import samples
+from devhost.functions import activity_call, discover
+from devhost.worker import FunctionWorker
 from shared.blob_access import check_storage, upload_bytes
 from shared.models import BlobRef, ImageRecord
 from shared.sql_store import SqlStore
 
+SPECS = discover()
 
-def test_extract_reads_the_head_by_range_and_describes_the_image(storage_env):
+
+@pytest.fixture
+def activity(worker: FunctionWorker):
+    def call(name: str, payload: Any) -> Any:
+        return json.loads(activity_call(worker, SPECS[name])(json.dumps(payload)))
+
+    return call
+
+
+def test_extract_reads_the_head_by_range_and_describes_the_image(activity, storage_env):
     exif = samples.Exif(orientation=3, make="Nikon", model="Z6", taken="2023:01:02 03:04:05")
     data = samples.encode(samples.picture((1600, 1200)), "JPEG", exif, quality=90)
     ref = upload_bytes(storage_env, "images-input", "act/camera.jpg", data)
-    out = ExtractMetadata.main({"blob": ref.to_dict()})
+    out = activity("ExtractMetadata", {"blob": ref.to_dict()})
     assert out["outcome"] == "ok", out
     assert out["size_bytes"] == len(data)
     meta = out["metadata"]
@@ -24,27 +40,27 @@ def test_extract_reads_the_head_by_range_and_describes_the_image(storage_env):
     assert out["last_modified"] == ref.last_modified
 
 
-def test_extract_rejects_zero_byte_and_text_blobs(storage_env):
+def test_extract_rejects_zero_byte_and_text_blobs(activity, storage_env):
     for name, data in (("act/empty.jpg", b""), ("act/notes.jpg", b"hello, not an image")):
         ref = upload_bytes(storage_env, "images-input", name, data)
-        out = ExtractMetadata.main({"blob": ref.to_dict()})
+        out = activity("ExtractMetadata", {"blob": ref.to_dict()})
         assert out["outcome"] == "rejected", out
         assert out["reason"] and out["size_bytes"] == len(data) and out["last_modified"]
 
 
-def test_extract_of_overwritten_version_is_rejected_not_misread(storage_env):
+def test_extract_of_overwritten_version_is_rejected_not_misread(activity, storage_env):
     old = upload_bytes(storage_env, "images-input", "act/changing.png",
                        samples.encode(samples.picture((10, 10)), "PNG"))
     upload_bytes(storage_env, "images-input", "act/changing.png", samples.encode(samples.picture((20, 20)), "PNG"))
-    out = ExtractMetadata.main({"blob": old.to_dict()})
+    out = activity("ExtractMetadata", {"blob": old.to_dict()})
     assert out["outcome"] == "rejected" and "overwritten" in out["reason"]
 
 
-def test_unreachable_storage_is_transient_and_names_azurite(monkeypatch):
+def test_unreachable_storage_is_transient_and_names_azurite(activity, monkeypatch):
     monkeypatch.setenv("AzureWebJobsStorage",
                        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
                        "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;")
-    out = ExtractMetadata.main({"blob": BlobRef("images-input", "x.jpg", "0x1").to_dict()})
+    out = activity("ExtractMetadata", {"blob": BlobRef("images-input", "x.jpg", "0x1").to_dict()})
     assert out["outcome"] == "transient"
     assert "Azurite" in out["reason"]
     problem = check_storage("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
@@ -52,15 +68,15 @@ def test_unreachable_storage_is_transient_and_names_azurite(monkeypatch):
     assert problem and "Azurite" in problem
 
 
-def test_store_writes_one_row_and_reports_configuration_errors(sql_env, monkeypatch):
+def test_store_writes_one_row_and_reports_configuration_errors(activity, sql_env, monkeypatch):
     record = ImageRecord.for_blob(BlobRef("images-input", "a.jpg", "0x1", size=10,
                                           last_modified="2026-01-01T00:00:00+00:00"), "processed")
-    assert StoreMetadata.main({"record": record.to_dict()}) == {"outcome": "ok", "applied": True}
-    assert StoreMetadata.main({"record": record.to_dict()}) == {"outcome": "ok", "applied": True}
+    assert activity("StoreMetadata", {"record": record.to_dict()}) == {"outcome": "ok", "applied": True}
+    assert activity("StoreMetadata", {"record": record.to_dict()}) == {"outcome": "ok", "applied": True}
     assert len(SqlStore(sql_env).rows()) == 1
     monkeypatch.setenv("SqlConnectionString", "Driver={No Such Driver};Database=x;")
-    out = StoreMetadata.main({"record": record.to_dict()})
+    out = activity("StoreMetadata", {"record": record.to_dict()})
     assert out["outcome"] == "permanent" and "not installed" in out["reason"]
     monkeypatch.delenv("SqlConnectionString")
-    out = StoreMetadata.main({"record": record.to_dict()})
+    out = activity("StoreMetadata", {"record": record.to_dict()})
     assert out["outcome"] == "permanent" and "SqlConnectionString is missing" in out["reason"]

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,76 @@ def test_run_stops_azurite_and_host_cleanly_on_sigterm(tmp_path, sqlite_cs):
     assert proc.returncode == 0, err
     assert "stopped Azurite and the host" in out
     assert port_free(port)
+
+
+def _start_run(port: int, local: Path, sqlite_cs: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "devhost", "--azurite-port", str(port), "run"], cwd=ROOT,
+                            env={**os.environ, "DEVHOST_LOCAL": str(local), "SqlConnectionString": sqlite_cs},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "watching 'images-input'" in line, proc.stderr.read() if proc.poll() is not None else line
+    return proc
+
+
+def _gone(pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_run_starts_again_after_being_killed_with_sigkill(tmp_path, sqlite_cs):
+    """The Azurite a run started dies with it (kill -9, OOM, closed terminal), so the next run starts."""
+    port, local = free_port(), tmp_path / "local"
+    for _ in range(3):
+        proc = _start_run(port, local, sqlite_cs)
+        azurite_pid = json.loads((local / "azurite" / "azurite.pid").read_text())["pid"]
+        proc.kill()
+        proc.wait(10)
+        assert _gone(azurite_pid), "Azurite outlived the run that started it"
+        assert port_free(port)
+    proc = _start_run(port, local, sqlite_cs)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+
+
+def test_a_leftover_azurite_of_ours_is_replaced_not_refused(tmp_path, sqlite_cs):
+    """An Azurite an earlier run left behind (started without the die-with-parent guard) is recognised
+    by its pidfile and command line, stopped and replaced; the new run then serves normally."""
+    port, local = free_port(), tmp_path / "local"
+    location = (local / "azurite").resolve()
+    location.mkdir(parents=True)
+    binary = ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
+    old = subprocess.Popen([str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
+                            str(location), "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        (location / "azurite.pid").write_text(json.dumps({"pid": old.pid, "port": port}))
+        deadline = time.monotonic() + 30
+        while port_free(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc = _start_run(port, local, sqlite_cs)
+        assert old.wait(20) is not None  # the leftover was stopped
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if old.poll() is None:
+            old.kill()
+
+
+def test_all_three_azurite_services_for_func_start(tmp_path):
+    """`func start` needs queues and tables too (the Durable extension's state): `make azurite` starts all."""
+    port = free_port()
+    while not all(port_free(p) for p in (port + 1, port + 2)):
+        port = free_port()
+    azurite = Azurite.start(port=port, location=tmp_path / "az", all_services=True)
+    try:
+        for service_port in (port, port + 1, port + 2):
+            with socket.create_connection(("127.0.0.1", service_port), timeout=2):
+                pass
+    finally:
+        azurite.stop()
+    assert all(port_free(p) for p in (port, port + 1, port + 2))

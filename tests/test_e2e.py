@@ -99,7 +99,7 @@ def test_mixed_uploads_end_as_exactly_one_row_each(storage, sqlite_cs, tmp_path)
 
 def _status(port: int, instance_id: str):
     async def go():
-        client = df.DurableOrchestrationClient(client_binding(f"http://127.0.0.1:{port}/durabletask/", "H"))
+        client = df.DurableOrchestrationClient(client_binding(f"http://127.0.0.1:{port}", "H", "unused"))
         try:
             return await client.get_status(instance_id)
         finally:

@@ -1,7 +1,8 @@
 """ImageOrchestrator driven exactly as the host drives it, through the project's one engine.
 
-The real ``main`` from ImageOrchestrator/__init__.py receives context JSON with
-history (replay schema V3) and returns OrchestratorState JSON; activities are
+Every episode is an InvocationRequest to Microsoft's worker (azure-functions-runtime-v1), which
+hands ImageOrchestrator/__init__.py's ``main`` the context JSON with history (replay schema V3)
+and returns its OrchestratorState JSON; activities are
 stand-ins here so each failure mode can be produced on demand (the end-to-end
 tests run the real ones).
 """
@@ -12,14 +13,14 @@ import json
 from datetime import timedelta
 from typing import Any
 
-import azure.durable_functions as df
 import pytest
 
 from devhost import protocol as p
-from devhost.engine import Engine, ManualClock
-from devhost.functions import discover, registries
+from devhost.engine import Engine, ManualClock, python_activity
+from devhost.functions import load_spec, registries
 from shared.models import BlobRef
 from shared.orchestration import orchestration_input
+from tests.conftest import add_function
 
 DELAYS = (5.0, 10.0, 20.0)
 BLOB = BlobRef("images-input", "holiday/eiffel.jpg", "0x8DC", size=2048,
@@ -51,13 +52,30 @@ TRANSIENT = {"outcome": "transient", "reason": "SQL error 40613: database is not
 
 
 @pytest.fixture(scope="module")
-def orchestrators() -> dict[str, Any]:
-    return registries(discover())[0]
+def test_orchestrators(worker, tmp_path_factory) -> dict[str, Any]:
+    """Two engine-test orchestrators as function folders, loaded into the worker beside the app's."""
+    root = tmp_path_factory.mktemp("orchestrators")
+    trigger = [{"name": "context", "type": "orchestrationTrigger", "direction": "in"}]
+    add_function(worker, root, "RetryingOrchestrator", trigger,
+                 "import azure.durable_functions as df\n\n\n"
+                 "def run(context):\n"
+                 "    result = yield context.call_activity_with_retry('Flaky', df.RetryOptions(1000, 3), 'go')\n"
+                 "    return result\n\n\n"
+                 "main = df.Orchestrator.create(run)\n")
+    add_function(worker, root, "WaitingOrchestrator", trigger,
+                 "import azure.durable_functions as df\n\n\n"
+                 "def run(context):\n"
+                 "    value = yield context.wait_for_external_event('approval')\n"
+                 "    return value\n\n\n"
+                 "main = df.Orchestrator.create(run)\n")
+    return registries(worker, {s.name: s for s in (load_spec(root / "RetryingOrchestrator"),
+                                                    load_spec(root / "WaitingOrchestrator"))})[0]
 
 
 def run(orchestrators: dict[str, Any], script: Script, delays=DELAYS) -> tuple[Engine, dict[str, Any]]:
     engine = Engine(":memory:", orchestrators,
-                    {n: script.activity(n) for n in ("ExtractMetadata", "StoreMetadata")}, ManualClock())
+                    {n: python_activity(script.activity(n)) for n in ("ExtractMetadata", "StoreMetadata")},
+                    ManualClock())
     engine.start("ImageOrchestrator", "img-test", json.dumps(orchestration_input(BLOB, delays)))
     engine.run_until_idle()
     status = engine.status("img-test", show_history=True)
@@ -167,7 +185,8 @@ def test_replay_of_full_history_is_deterministic(orchestrators):
 def test_engine_fails_instance_whose_replay_disagrees_with_history(orchestrators):
     script = Script([TRANSIENT, OK_EXTRACT], [OK_STORE])
     engine = Engine(":memory:", orchestrators,
-                    {n: script.activity(n) for n in ("ExtractMetadata", "StoreMetadata")}, ManualClock())
+                    {n: python_activity(script.activity(n)) for n in ("ExtractMetadata", "StoreMetadata")},
+                    ManualClock())
     engine.start("ImageOrchestrator", "img-x", json.dumps(orchestration_input(BLOB, DELAYS)))
     engine.process_episodes()
     # Tamper with the recorded history as a changed orchestrator would see it.
@@ -183,12 +202,7 @@ def test_engine_fails_instance_whose_replay_disagrees_with_history(orchestrators
     assert "Non-Deterministic" in status["output"] and "SomethingElse" in status["output"]
 
 
-def _retrying(context: df.DurableOrchestrationContext):
-    result = yield context.call_activity_with_retry("Flaky", df.RetryOptions(1000, 3), "go")
-    return result
-
-
-def test_engine_runs_call_activity_with_retry_as_the_extension_does():
+def test_engine_runs_call_activity_with_retry_as_the_extension_does(test_orchestrators):
     attempts: list[str] = []
 
     def flaky(value: str) -> str:
@@ -197,8 +211,8 @@ def test_engine_runs_call_activity_with_retry_as_the_extension_does():
             raise ConnectionError("try again")
         return "done"
 
-    engine = Engine(":memory:", {"R": df.Orchestrator.create(_retrying)}, {"Flaky": flaky}, ManualClock())
-    engine.start("R", "r1", json.dumps(None))
+    engine = Engine(":memory:", test_orchestrators, {"Flaky": python_activity(flaky)}, ManualClock())
+    engine.start("RetryingOrchestrator", "r1", json.dumps(None))
     engine.run_until_idle()
     status = engine.status("r1", show_history=True)
     assert status["runtimeStatus"] == "Completed" and status["output"] == "done"
@@ -206,12 +220,12 @@ def test_engine_runs_call_activity_with_retry_as_the_extension_does():
     assert len(events(status, p.TIMER_CREATED)) == 2
 
 
-def test_engine_retry_exhaustion_waits_for_the_final_timer_then_fails():
+def test_engine_retry_exhaustion_waits_for_the_final_timer_then_fails(test_orchestrators):
     def broken(value: str) -> str:
         raise ConnectionError("still down")
 
-    engine = Engine(":memory:", {"R": df.Orchestrator.create(_retrying)}, {"Flaky": broken}, ManualClock())
-    engine.start("R", "r2", json.dumps(None))
+    engine = Engine(":memory:", test_orchestrators, {"Flaky": python_activity(broken)}, ManualClock())
+    engine.start("RetryingOrchestrator", "r2", json.dumps(None))
     engine.run_until_idle()
     status = engine.status("r2", show_history=True)
     assert status["runtimeStatus"] == "Failed"
@@ -221,14 +235,9 @@ def test_engine_retry_exhaustion_waits_for_the_final_timer_then_fails():
     assert len(events(status, p.TIMER_CREATED)) == 3
 
 
-def _waits_for_event(context: df.DurableOrchestrationContext):
-    value = yield context.wait_for_external_event("approval")
-    return value
-
-
-def test_unsupported_actions_fail_the_instance_with_a_clear_reason():
-    engine = Engine(":memory:", {"W": df.Orchestrator.create(_waits_for_event)}, {}, ManualClock())
-    engine.start("W", "w1", json.dumps(None))
+def test_unsupported_actions_fail_the_instance_with_a_clear_reason(test_orchestrators):
+    engine = Engine(":memory:", test_orchestrators, {}, ManualClock())
+    engine.start("WaitingOrchestrator", "w1", json.dumps(None))
     engine.run_until_idle()
     status = engine.status("w1")
     assert status["runtimeStatus"] == "Failed"

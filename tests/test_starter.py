@@ -1,10 +1,16 @@
-"""BlobTriggerStarter with a real DurableOrchestrationClient over HTTP to the local endpoint."""
+"""BlobTriggerStarter through Microsoft's worker, fed exactly what the host sends, on real Azurite.
+
+Each delivery is an InvocationRequest whose blob input is the downloaded body as bytes and whose
+trigger metadata is the blobs extension's (``Properties`` with ``ETag: {}``; devhost.blob_trigger
+cites the sources); the durableClient input is the extension's JSON, and the client is the real
+``DurableOrchestrationClient`` talking HTTP to the local endpoint.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,53 +19,53 @@ import azure.durable_functions as df
 import pytest
 from aiohttp import web
 from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
-from azure.durable_functions.models.utils import http_utils
-from azure.functions.blob import InputStream
 
-import BlobTriggerStarter
+from devhost.blob_trigger import TriggerInput, trigger_input
 from devhost.client_api import build_app, client_binding
-from devhost.engine import Engine, ManualClock
-from devhost.functions import discover, registries
+from devhost.engine import Engine, ManualClock, python_activity
 from devhost.services import free_port
-from shared.starter import blob_ref_from_trigger, instance_id_for
+from devhost.worker import Data, FunctionWorker
+from shared.blob_access import service_client, upload_bytes
+from shared.starter import blob_path_from_trigger, instance_id_for
 
-
-def trigger(name: str, etag: str = '"0x8DC1"', size: int = 1234) -> InputStream:
-    props = {"ETag": etag, "ContentLength": size, "LastModified": "2026-01-01T10:00:00+00:00",
-             "ContentType": "image/jpeg"}
-    return InputStream(data=b"", name=f"images-input/{name}", length=size,
-                            uri=f"http://127.0.0.1:10000/devstoreaccount1/images-input/{name}",
-                            blob_properties=props)
+CONTAINER = "images-input"
 
 
 @contextlib.asynccontextmanager
 async def client_endpoint(engine: Engine) -> AsyncIterator[str]:
     """The durable client HTTP API on a free loopback port; yields the durableClient binding JSON."""
-    runner = web.AppRunner(build_app(engine))
+    runner = web.AppRunner(build_app(engine, "test-key"))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield client_binding(f"http://127.0.0.1:{port}/durabletask/", "TestHub")
+        yield client_binding(f"http://127.0.0.1:{port}", "TestHub", "test-key")
     finally:
-        await http_utils._close_session()
         await runner.cleanup()
 
 
-async def _serve(engine: Engine, deliveries: list[InputStream], concurrent: bool = False) -> list[Any]:
+def fired(conn: str, name: str) -> TriggerInput:
+    """What the host sends for the blob as it is now (it downloads the whole body first)."""
+    found = trigger_input(service_client(conn).get_container_client(CONTAINER), name, f"{CONTAINER}/{{name}}")
+    assert found is not None
+    return found
+
+
+async def deliver(worker: FunctionWorker, engine: Engine, deliveries: list[TriggerInput],
+                  concurrent: bool = False) -> list[Any]:
     async with client_endpoint(engine) as binding:
-        calls = [BlobTriggerStarter.main(d, binding) for d in deliveries]
+        calls = [worker.invoke_async("BlobTriggerStarter", {"myblob": Data("bytes", d.body),
+                                                             "starter": Data("string", binding)}, d.metadata)
+                 for d in deliveries]
         if concurrent:
             return await asyncio.gather(*calls, return_exceptions=True)
         return [await c for c in calls]
 
 
 @pytest.fixture
-def engine() -> Engine:
-    orchestrators, _ = registries(discover())
-    done = {"outcome": "ok", "applied": True, "metadata": {"width": 1}}
-    return Engine(":memory:", orchestrators, {"ExtractMetadata": lambda p: done,
-                                              "StoreMetadata": lambda p: done}, ManualClock())
+def engine(orchestrators) -> Engine:
+    done = python_activity(lambda p: {"outcome": "ok", "applied": True, "metadata": {"width": 1}})
+    return Engine(":memory:", orchestrators, {"ExtractMetadata": done, "StoreMetadata": done}, ManualClock())
 
 
 def instances(engine: Engine) -> list[dict[str, Any]]:
@@ -72,93 +78,123 @@ def test_instance_id_is_deterministic_valid_and_per_version():
     assert a == instance_id_for("images-input", weird, "0x1")
     assert a != instance_id_for("images-input", weird, "0x2")
     assert a != instance_id_for("images-input", weird + "x", "0x1")
-    assert len(a) < 256 and not a.startswith("@")
+    assert len(a) < 100 and not a.startswith("@")  # Durable Task Scheduler allows 100 characters
     assert re.fullmatch(r"[A-Za-z0-9-]+", a)
 
 
-def test_blob_ref_comes_from_trigger_metadata_not_the_body():
-    stream = trigger("holiday/a.jpg")
-    ref = blob_ref_from_trigger(stream.name, stream.uri, stream.length, stream.blob_properties)
-    assert (ref.container, ref.name, ref.etag, ref.size) == ("images-input", "holiday/a.jpg", "0x8DC1", 1234)
-    assert ref.content_type == "image/jpeg" and ref.url.endswith("/holiday/a.jpg")
-    with pytest.raises(ValueError, match="no ETag"):
-        blob_ref_from_trigger("images-input/a.jpg", None, 1, {})
+def test_trigger_path_gives_container_and_name():
+    assert blob_path_from_trigger("images-input/holiday/a b.jpg") == ("images-input", "holiday/a b.jpg")
+    for bad in ("", "images-input", "images-input/", "/a.jpg"):
+        with pytest.raises(ValueError, match="no container part"):
+            blob_path_from_trigger(bad)
 
 
-def test_starter_starts_orchestration_with_blob_reference(engine):
-    asyncio.run(_serve(engine, [trigger("a.jpg")]))
+def test_starter_takes_the_version_from_storage_not_from_the_trigger(worker, engine, storage_env):
+    ref = upload_bytes(storage_env, CONTAINER, "st/a.jpg", b"\xff\xd8 not really a jpeg", "image/jpeg")
+    asyncio.run(deliver(worker, engine, [fired(storage_env, "st/a.jpg")]))
     [inst] = instances(engine)
     assert inst["name"] == "ImageOrchestrator" and inst["runtimeStatus"] == "Pending"
-    assert inst["instanceId"] == instance_id_for("images-input", "a.jpg", "0x8DC1")
-    assert inst["input"]["blob"]["name"] == "a.jpg"
-    assert inst["input"]["blob"]["etag"] == "0x8DC1"
+    assert inst["instanceId"] == instance_id_for(CONTAINER, "st/a.jpg", ref.etag)
+    blob = inst["input"]["blob"]
+    assert (blob["name"], blob["etag"], blob["size"]) == ("st/a.jpg", ref.etag, ref.size)
+    assert blob["last_modified"] == ref.last_modified and blob["content_type"] == "image/jpeg"
+    assert blob["url"].endswith("/images-input/st/a.jpg")
     assert inst["input"]["retryDelaysSeconds"] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
 
 
-def test_duplicate_delivery_while_pending_or_after_completion_starts_nothing(engine):
-    asyncio.run(_serve(engine, [trigger("a.jpg"), trigger("a.jpg")]))
+def test_duplicate_delivery_while_pending_or_after_completion_starts_nothing(worker, engine, storage_env):
+    upload_bytes(storage_env, CONTAINER, "st/dup.jpg", b"x" * 100)
+    delivery = fired(storage_env, "st/dup.jpg")
+    asyncio.run(deliver(worker, engine, [delivery, delivery]))
     assert len(instances(engine)) == 1
-    history_before = engine.status(instances(engine)[0]["instanceId"], show_history=True)
+    created = instances(engine)[0]["createdTime"]
     engine.run_until_idle()
     assert instances(engine)[0]["runtimeStatus"] == "Completed"
-    asyncio.run(_serve(engine, [trigger("a.jpg")]))
+    asyncio.run(deliver(worker, engine, [delivery]))
     [inst] = instances(engine)
-    assert inst["runtimeStatus"] == "Completed"
-    assert history_before["createdTime"] == inst["createdTime"]
+    assert inst["runtimeStatus"] == "Completed" and inst["createdTime"] == created
 
 
-def test_concurrent_duplicate_deliveries_start_one_instance(engine):
-    results = asyncio.run(_serve(engine, [trigger("a.jpg")] * 5, concurrent=True))
+def test_concurrent_duplicate_deliveries_start_one_instance(worker, engine, storage_env):
+    upload_bytes(storage_env, CONTAINER, "st/conc.jpg", b"x" * 100)
+    results = asyncio.run(deliver(worker, engine, [fired(storage_env, "st/conc.jpg")] * 5, concurrent=True))
     assert not [r for r in results if isinstance(r, BaseException)]
     assert len(instances(engine)) == 1
     assert len(engine.db.execute("SELECT * FROM inbox").fetchall()) == 1
 
 
-def test_new_version_gets_its_own_instance(engine):
-    asyncio.run(_serve(engine, [trigger("a.jpg", '"0x1"'), trigger("a.jpg", '"0x2"')]))
+def test_blob_overwritten_before_its_trigger_starts_the_version_there_now(worker, engine, storage_env):
+    upload_bytes(storage_env, CONTAINER, "st/over.jpg", b"first")
+    stale = fired(storage_env, "st/over.jpg")          # the host downloaded version 1 ...
+    v2 = upload_bytes(storage_env, CONTAINER, "st/over.jpg", b"second version")  # ... then it changed
+    asyncio.run(deliver(worker, engine, [stale]))
+    [inst] = instances(engine)
+    assert inst["instanceId"] == instance_id_for(CONTAINER, "st/over.jpg", v2.etag)
+    assert inst["input"]["blob"]["size"] == len(b"second version")
+    asyncio.run(deliver(worker, engine, [fired(storage_env, "st/over.jpg")]))  # the trigger for v2
+    assert len(instances(engine)) == 1
+
+
+def test_blob_deleted_before_its_trigger_starts_nothing_and_succeeds(worker, engine, storage_env, caplog):
+    upload_bytes(storage_env, CONTAINER, "st/gone.jpg", b"soon gone")
+    delivery = fired(storage_env, "st/gone.jpg")
+    service_client(storage_env).get_blob_client(CONTAINER, "st/gone.jpg").delete_blob()
+    with caplog.at_level(logging.WARNING, logger="shared.starter"):
+        results = asyncio.run(deliver(worker, engine, [delivery]))
+    assert results == [None]                         # a success: the host will not retry or poison it
+    assert instances(engine) == []
+    assert "deleted before its trigger ran" in caplog.text
+
+
+def test_new_version_gets_its_own_instance(worker, engine, storage_env):
+    upload_bytes(storage_env, CONTAINER, "st/v.jpg", b"one")
+    first = fired(storage_env, "st/v.jpg")
+    asyncio.run(deliver(worker, engine, [first]))
+    upload_bytes(storage_env, CONTAINER, "st/v.jpg", b"two!")
+    asyncio.run(deliver(worker, engine, [fired(storage_env, "st/v.jpg")]))
     assert len(instances(engine)) == 2
 
 
-def test_failed_run_may_be_started_again(engine):
-    asyncio.run(_serve(engine, [trigger("a.jpg")]))
+def test_failed_run_may_be_started_again(worker, engine, storage_env):
+    upload_bytes(storage_env, CONTAINER, "st/f.jpg", b"abc")
+    delivery = fired(storage_env, "st/f.jpg")
+    asyncio.run(deliver(worker, engine, [delivery]))
     iid = instances(engine)[0]["instanceId"]
     engine.db.execute("UPDATE instances SET status = 'Failed'")
     engine.db.execute("DELETE FROM inbox")
-    asyncio.run(_serve(engine, [trigger("a.jpg")]))
-    status = engine.status(iid)
-    assert status["runtimeStatus"] == "Pending"
+    asyncio.run(deliver(worker, engine, [delivery]))
+    assert engine.status(iid)["runtimeStatus"] == "Pending"
     engine.run_until_idle()
     assert engine.status(iid)["runtimeStatus"] == "Completed"
 
 
-def test_client_status_api_reports_missing_and_existing_instances(engine):
+def test_client_status_api_reports_missing_and_existing_instances(worker, engine):
     async def scenario() -> tuple[Any, Any]:
         async with client_endpoint(engine) as binding:
             client = df.DurableOrchestrationClient(binding)
-            missing = await client.get_status("img-nope")
-            iid = await client.start_new("ImageOrchestrator", "img-1", {"blob": {"container": "c", "name": "n",
-                                                                                 "etag": "e"}})
-            found = await client.get_status(iid, show_input=True)
+            missing = await worker.run(client.get_status("img-nope"))
+            iid = await worker.run(client.start_new("ImageOrchestrator", "img-1",
+                                                    {"blob": {"container": "c", "name": "n", "etag": "e"}}))
+            found = await worker.run(client.get_status(iid, show_input=True))
             return missing, found
 
     missing, found = asyncio.run(scenario())
     assert not missing
-    assert found.runtime_status.value == "Pending" and found.input_ == {"blob": {"container": "c",
-                                                                                 "name": "n", "etag": "e"}}
-    assert json.loads(engine.db.execute("SELECT input FROM instances").fetchone()[0])["blob"]["name"] == "n"
+    assert found.runtime_status.value == "Pending"
+    assert found.input_ == {"blob": {"container": "c", "name": "n", "etag": "e"}}
 
 
-def test_client_queries_instances_by_status_and_prefix(engine):
+def test_client_queries_instances_by_status_and_prefix(worker, engine):
     async def scenario() -> tuple[Any, Any, Any]:
         async with client_endpoint(engine) as binding:
             client = df.DurableOrchestrationClient(binding)
             for i in range(3):
-                await client.start_new("ImageOrchestrator", f"img-q{i}", {"blob": {"container": "c",
-                                                                                  "name": f"n{i}", "etag": "e"}})
+                await worker.run(client.start_new("ImageOrchestrator", f"img-q{i}",
+                                                  {"blob": {"container": "c", "name": f"n{i}", "etag": "e"}}))
             engine.terminate("img-q0", "test")
-            everything = await client.get_status_all()
-            pending = await client.get_status_by(runtime_status=[OrchestrationRuntimeStatus.Pending])
-            prefixed = await client.get_status_by(instance_id_prefix="img-q1")
+            everything = await worker.run(client.get_status_all())
+            pending = await worker.run(client.get_status_by(runtime_status=[OrchestrationRuntimeStatus.Pending]))
+            prefixed = await worker.run(client.get_status_by(instance_id_prefix="img-q1"))
             return everything, pending, prefixed
 
     everything, pending, prefixed = asyncio.run(scenario())
