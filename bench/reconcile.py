@@ -23,14 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from devhost.functions import discover, registries
 from devhost.samples import encode, picture
 from devhost.services import Azurite, Postgres, free_port
+from devhost.worker import load_app
 from shared.blob_access import ensure_container, service_client, upload_bytes
 from shared.models import STATUS_FAILED, STATUS_PROCESSED, ImageRecord
 from shared.reconcile import reconcile
 from shared.sql_store import SqlStore
-from tests.durable import CountingClient, pipeline_engine
-from tests.test_starter import client_endpoint
+from tests.durable import counting_client, pipeline_engine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MILLION = 1_000_000
@@ -70,11 +71,11 @@ def run(count: int, db: str) -> dict[str, Any]:
         for name in doomed:
             blobs.delete_blob(name)
             deleted += 1
-        engine = pipeline_engine()  # starts are recorded, never run: the pass alone is measured
+        worker = load_app(Path(__file__).resolve().parent.parent)
+        engine = pipeline_engine(registries(worker, discover())[0])  # starts recorded, never run
 
         async def measure() -> tuple[Any, Any]:
-            async with client_endpoint(engine) as binding:
-                client = CountingClient(binding)
+            async with counting_client(engine) as client:
                 kwargs = {"container": container, "storage_connection": storage, "sql_connection": sql,
                           "retry_delays": (5.0,)}
                 return await reconcile(client, **kwargs), await reconcile(client, **kwargs)

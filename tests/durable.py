@@ -1,29 +1,44 @@
 """The real pipeline below the starters, for shared-level tests of events and reconciliation.
 
 Starts go over HTTP through the unchanged ``DurableOrchestrationClient`` to the local client
-endpoint; the engine replays the real orchestration (``shared.orchestration``) and runs the
-real activity bodies (``shared.activities``) on Azurite and the test's database. Nothing of
-a function folder is called.
+endpoint; the engine replays ImageOrchestrator through Microsoft's worker (the ``orchestrators``
+fixture) and runs the real activity bodies (``shared.activities``) on Azurite and the test's
+database.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions.models.utils import http_utils
 
-from devhost.engine import Engine, ManualClock
+from devhost.engine import Engine, ManualClock, python_activity
 from shared.activities import extract_metadata, store_metadata
-from shared.orchestration import orchestrate
+from tests.test_starter import client_endpoint
 
 DELAYS = (0.0,)
 
 
-def pipeline_engine(extract: Any = extract_metadata) -> Engine:
-    orchestrators = {"ImageOrchestrator": df.Orchestrator.create(orchestrate)}
-    return Engine(":memory:", orchestrators, {"ExtractMetadata": extract, "StoreMetadata": store_metadata},
-                  ManualClock())
+def pipeline_engine(orchestrators: dict[str, Any], extract: Any = extract_metadata,
+                    store: Any = store_metadata) -> Engine:
+    return Engine(":memory:", orchestrators, {"ExtractMetadata": python_activity(extract),
+                                              "StoreMetadata": python_activity(store)}, ManualClock())
+
+
+@contextlib.asynccontextmanager
+async def counting_client(engine: Engine, client_type: type[CountingClient] | None = None
+                          ) -> AsyncIterator[CountingClient]:
+    """A client on this event loop; the SDK's module-global HTTP session is closed on the way out
+    because each test scenario runs its own loop."""
+    async with client_endpoint(engine) as binding:
+        try:
+            yield (client_type or CountingClient)(binding)
+        finally:
+            await http_utils._close_session()
 
 
 class CountingClient(df.DurableOrchestrationClient):

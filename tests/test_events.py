@@ -25,8 +25,7 @@ from shared.models import BlobRef
 from shared.settings import INPUT_CONTAINER
 from shared.sql_store import SqlStore
 from shared.starter import instance_id_for
-from tests.durable import DELAYS, CountingClient, pipeline_engine
-from tests.test_starter import client_endpoint
+from tests.durable import DELAYS, CountingClient, counting_client, pipeline_engine
 
 PNG = encode(picture((16, 8)), "PNG")
 PNG_WIDE = encode(picture((32, 8)), "PNG")
@@ -122,9 +121,9 @@ def _delete(conn: str, name: str) -> None:
 class Scenario:
     """One test's pipeline: engine, client endpoint, event handler, sequencer."""
 
-    def __init__(self, storage: str, sql: str) -> None:
+    def __init__(self, storage: str, sql: str, orchestrators: dict[str, Any]) -> None:
         self.storage, self.sql = storage, sql
-        self.engine = pipeline_engine()
+        self.engine = pipeline_engine(orchestrators)
         self.seq = Sequencer()
 
     async def deliver(self, client: CountingClient, *events: dict[str, Any]) -> list[Any]:
@@ -133,8 +132,7 @@ class Scenario:
 
     def run(self, script: Any) -> tuple[CountingClient, Any]:
         async def main() -> tuple[CountingClient, Any]:
-            async with client_endpoint(self.engine) as binding:
-                client = CountingClient(binding)
+            async with counting_client(self.engine) as client:
                 return client, await script(client)
 
         return asyncio.run(main())
@@ -144,9 +142,9 @@ class Scenario:
 
 
 @pytest.fixture
-def scenario(storage_env: str, any_db_cs: str, monkeypatch: pytest.MonkeyPatch) -> Scenario:
+def scenario(storage_env: str, any_db_cs: str, monkeypatch: pytest.MonkeyPatch, orchestrators) -> Scenario:
     monkeypatch.setenv("SqlConnectionString", any_db_cs)
-    return Scenario(storage_env, any_db_cs)
+    return Scenario(storage_env, any_db_cs, orchestrators)
 
 
 def _name() -> str:
@@ -318,9 +316,9 @@ def test_storage_down_raises_so_event_grid_retries(scenario):
         scenario.run(script)
 
 
-def test_database_down_raises_so_event_grid_retries(storage_env):
+def test_database_down_raises_so_event_grid_retries(storage_env, orchestrators):
     down = f"Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port={free_port()};Database=x;Uid=x;Pwd=x;"
-    scenario = Scenario(storage_env, down)
+    scenario = Scenario(storage_env, down, orchestrators)
     event = blob_deleted_event(BlobRef(INPUT_CONTAINER, _name(), "0x1"), scenario.seq.next())
 
     async def script(client: CountingClient) -> None:

@@ -27,8 +27,7 @@ from shared.models import BlobRef
 from shared.reconcile import reconcile
 from shared.sql_store import SqlStore
 from shared.starter import instance_id_for
-from tests.durable import DELAYS, CountingClient, pipeline_engine
-from tests.test_starter import client_endpoint
+from tests.durable import DELAYS, CountingClient, counting_client, pipeline_engine
 
 COUNT = 2000
 PNG = encode(picture((16, 8)), "PNG")
@@ -54,7 +53,7 @@ def world(storage_env: str, any_db_cs: str, monkeypatch: pytest.MonkeyPatch) -> 
             "refs": _upload_all(storage_env, container, names, PNG)}
 
 
-def test_every_blob_ends_with_one_row_for_its_final_version(world):
+def test_every_blob_ends_with_one_row_for_its_final_version(world, orchestrators):
     storage, sql, container, sets = world["storage"], world["sql"], world["container"], world["sets"]
     failing = set(sets["failed"])
 
@@ -63,7 +62,7 @@ def test_every_blob_ends_with_one_row_for_its_final_version(world):
             return {"outcome": "transient", "reason": "test: storage unreachable"}
         return extract_metadata(payload)
 
-    engine = pipeline_engine(extract)
+    engine = pipeline_engine(orchestrators, extract)
     seq = Sequencer()
     refs: dict[str, BlobRef] = world["refs"]
 
@@ -72,8 +71,7 @@ def test_every_blob_ends_with_one_row_for_its_final_version(world):
                                        storage_connection=storage, sql_connection=sql, retry_delays=DELAYS)
 
     async def scenario() -> tuple[CountingClient, Any, Any]:
-        async with client_endpoint(engine) as binding:
-            client = CountingClient(binding)
+        async with counting_client(engine) as client:
             # Before: events for most blobs, some runs failing, then changes no event announces.
             for name in sets["evented"] + sets["failed"] + sets["deleted"] + sets["overwritten"]:
                 await deliver(client, name)
@@ -141,21 +139,20 @@ class ForgetfulClient(CountingClient):
 
 
 @pytest.mark.parametrize("client_type, expected", [(CountingClient, {1}), (ForgetfulClient, {2})])
-def test_two_concurrent_passes_start_each_version_once(storage_env, sqlite_cs, monkeypatch, client_type,
-                                                       expected):
+def test_two_concurrent_passes_start_each_version_once(storage_env, sqlite_cs, monkeypatch, orchestrators,
+                                                       client_type, expected):
     """Two reconciliations at once, then a third after the runs completed: one start per version.
     Without the status check (ForgetfulClient) the third pass starts completed versions again."""
     monkeypatch.setenv("SqlConnectionString", sqlite_cs)
     container = f"recon-{uuid.uuid4().hex[:10]}"
     ensure_container(storage_env, container)
     _upload_all(storage_env, container, [f"n{i:03d}.png" for i in range(150)], PNG)
-    done = {"outcome": "ok", "applied": True}
-    engine = pipeline_engine(lambda payload: {"outcome": "ok", "metadata": {}})
-    engine.activities["StoreMetadata"] = lambda payload: done  # rows stay missing: the pass must not care
+    # Rows stay missing: only the status check can keep the passes from starting a version again.
+    engine = pipeline_engine(orchestrators, lambda payload: {"outcome": "ok", "metadata": {}},
+                             lambda payload: {"outcome": "ok", "applied": True})
 
     async def scenario() -> CountingClient:
-        async with client_endpoint(engine) as binding:
-            client = client_type(binding)
+        async with counting_client(engine, client_type) as client:
             kwargs = {"container": container, "storage_connection": storage_env, "sql_connection": sqlite_cs,
                       "retry_delays": DELAYS, "list_page_size": 40}
             await asyncio.gather(reconcile(client, **kwargs), reconcile(client, **kwargs))
