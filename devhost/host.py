@@ -127,7 +127,9 @@ class LocalHost:
         self.port = 0
         self.system_key = secrets.token_urlsafe(24)  # the extension's webhook key ('code=')
         self.trigger_bytes = 0  # blob bytes the trigger shipped to the worker (the host downloads them all)
+        self.trigger_invocations = 0
         self.event_bytes = 0  # event JSON shipped to the Event Grid trigger (never a blob byte)
+        self.event_invocations = 0
         self.eventgrid_specs = {n: s for n, s in self.specs.items() if s.trigger["type"] == "eventGridTrigger"}
         self.timer_specs = {n: s for n, s in self.specs.items() if s.trigger["type"] == "timerTrigger"}
         self.timer_schedules = {n: resolve_schedule(s.trigger.get("schedule", "")) for n, s in self.timer_specs.items()}
@@ -181,11 +183,19 @@ class LocalHost:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._inflight:
             await asyncio.wait(list(self._inflight.values()), timeout=30)
-        if self.eventgrid_specs:
-            log.warning("event grid: delivered %d, duplicated %d, reordered %d, dead-lettered %d",
-                        self.eventgrid.delivered, self.eventgrid.duplicated, self.eventgrid.reordered,
-                        len(self.eventgrid.dead_lettered))
+        self.write_stats()
         await self.close()
+
+    def write_stats(self) -> None:
+        """What the starters were sent, for benchmarks and tests: <state>/host-stats.json."""
+        stats = {
+            "blob_trigger": {"invocations": self.trigger_invocations, "blob_bytes": self.trigger_bytes},
+            "event_grid": {"invocations": self.event_invocations, "event_bytes": self.event_bytes,
+                           "delivered": self.eventgrid.delivered, "duplicated": self.eventgrid.duplicated,
+                           "reordered": self.eventgrid.reordered,
+                           "dead_lettered": len(self.eventgrid.dead_lettered)},
+        }
+        (self.config.state_dir / "host-stats.json").write_text(json.dumps(stats, indent=2))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -262,6 +272,7 @@ class LocalHost:
                 return
             tries = self._tries.get(key, 0)
         self.trigger_bytes += len(fired.body)
+        self.trigger_invocations += 1
         inputs = {watch.spec.trigger["name"]: Data("bytes", fired.body), watch.client_param: Data("string", self.binding)}
         try:
             await self.worker.invoke_async(watch.spec.name, inputs, fired.metadata)
@@ -284,6 +295,7 @@ class LocalHost:
         client = spec.binding("durableClient")
         body = json.dumps(event)
         self.event_bytes += len(body)
+        self.event_invocations += 1
         inputs = {spec.trigger["name"]: Data("json", body)}
         if client is not None:
             inputs[client["name"]] = Data("string", self.binding)
