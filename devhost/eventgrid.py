@@ -149,6 +149,8 @@ class ContainerDiff:
             for name, old in self.known.items():
                 if name not in now:
                     out.append(blob_deleted_event(old, self.sequencer.next()))
+        if self.baseline_taken and not out:
+            return out  # nothing changed: nothing to record
         with self.db:
             self.db.execute("DELETE FROM eventgrid_snapshot WHERE container = ?", (self.container,))
             self.db.executemany("INSERT INTO eventgrid_snapshot VALUES (?, ?, ?, ?, ?, ?)",
@@ -215,7 +217,14 @@ class EventGridEmulator:
         return released
 
     async def send(self, events: list[dict[str, Any]]) -> None:
-        await asyncio.gather(*(self._send_one(e) for e in events))
+        """Deliver concurrently (at most 32 at a time, like the host's blob trigger fan-out)."""
+        limit = asyncio.Semaphore(32)
+
+        async def one(event: dict[str, Any]) -> None:
+            async with limit:
+                await self._send_one(event)
+
+        await asyncio.gather(*(one(e) for e in events))
 
     async def _send_one(self, event: dict[str, Any]) -> None:
         reason = ""
