@@ -7,7 +7,7 @@ them, a failed row for 1 %, none for 5 %, and 1 % of the blobs are deleted behin
 Starts go over HTTP to the local durable client endpoint (the runs themselves are not part of
 the cost). A second pass right after shows the cost when there is nothing left to do. Counts storage list calls, property reads, SQL reads and time per pass; the 1-million
 figures scale the measured per-blob rates linearly (every cost is per page or per row).
-Results go to bench/results/reconcile-<db>.json.
+Results go to bench/results/reconcile-<db>-<count>.json.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main() -> int:
     args = parser.parse_args()
     result = run(args.count, args.db)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"reconcile-{args.db}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"reconcile-{args.db}-{args.count}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 
