@@ -12,7 +12,7 @@ subscription and drops an event after 24 h of failed deliveries; a run can end F
    refuses a pending, running or completed instance, so a version is never started twice —
    not by two reconciliations, nor by a reconciliation racing a live event.
 2. Page through the table's live rows of the container by BlobKey (keyset, index-backed). The
-   listing's BlobKeys went into a Bloom filter (shared.keyfilter, ~2 MB per million blobs,
+   listing's BlobKeys went into a Bloom filter (shared.keyfilter, ~3.6 MB per million blobs,
    never a false "not listed"); a row the filter says was not listed is checked in storage
    (one Get Blob Properties) and, if the blob is gone, marked deleted only for the ETag it
    holds, so a newer version written meanwhile by a live run is never marked. A gone blob the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from shared.keyfilter import KeyFilter
+from shared.keyfilter import KeyFilter, bytes_for
 
 
 def keys(prefix: str, n: int) -> list[str]:
@@ -34,9 +34,14 @@ def test_false_positive_rate_stays_under_the_budget():
     assert sum(k in tiny for k in others[:1000]) > 900
 
 
-def test_about_two_megabytes_per_million_keys():
-    f = KeyFilter(capacity=1_000_000)
-    assert 1_700_000 < f.size_bytes < 2_300_000
+def test_memory_per_million_keys():
+    """Sized for a million up front: ~2 MB; grown from the default 100,000: ~3.6 MB (four filters)."""
+    assert 1_700_000 < KeyFilter(capacity=1_000_000).size_bytes < 2_300_000
+    assert 3_300_000 < bytes_for(1_000_000) < 3_900_000
+    grown = KeyFilter(capacity=1_000)
+    for k in keys("g", 7_500):  # 1,000 + 2,000 + 4,000 + 8,000
+        grown.add(k)
+    assert grown.size_bytes == bytes_for(7_500, capacity=1_000)
 
 
 def test_another_salt_gives_other_false_positives():
