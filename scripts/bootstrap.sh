@@ -69,8 +69,9 @@ if [ ! -f "$stamp" ]; then
   say "creating .venv ($("$py" -V)) and installing Python packages"
   rm -rf .venv
   "$py" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -r requirements-dev.txt
+  quiet_pip() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+  quiet_pip .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  quiet_pip .venv/bin/python -m pip install -q -r requirements-dev.txt
   rm -f .venv/.requirements-* && touch "$stamp"
 fi
 
