@@ -163,6 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     def ready(host: LocalHost) -> None:
         print(f"Azurite on 127.0.0.1:{azurite.port}; watching '{INPUT_CONTAINER}'. Upload with "
               "'make upload FILES=...', see rows with 'make show'. Ctrl-C stops.", flush=True)
+        print(f"Event Grid webhook: http://127.0.0.1:{host.port}/runtime/webhooks/eventgrid?functionName="
+              f"EventGridStarter; run a timer now: POST http://127.0.0.1:{host.port}/admin/functions/<name>",
+              flush=True)
 
     try:
         asyncio.run(run_host(_host_config(values, LOCAL / "host", args.port), ready=ready))
