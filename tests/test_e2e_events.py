@@ -9,6 +9,7 @@ binding), the timer's TimerInfo JSON (devhost.timers).
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -53,6 +54,21 @@ def wait_until(sql: str, check: Any, timeout: float = 90) -> list[dict[str, Any]
     raise AssertionError(f"condition not met within {timeout} s; rows: {[(r['BlobName'], r['Status']) for r in rows]}")
 
 
+def wait_for_baseline(state: Path, timeout: float = 30) -> None:
+    """The emulated subscription's first listing is its baseline (no events for what it holds):
+    wait until the host recorded it before changing the container."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(state / "durable.db") as db:
+                if db.execute("SELECT last FROM eventgrid_sequence").fetchone() is not None:
+                    return
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the host took no Event Grid baseline listing")
+
+
 def post(port: int, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, str]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json", **(headers or {})}, method="POST")
@@ -70,7 +86,7 @@ def test_event_grid_starter_end_to_end_with_duplicates_reordering_and_deletions(
     env = {**EVENTS_ONLY, "EVENTGRID_DUPLICATE_RATE": "0.4", "EVENTGRID_REORDER_RATE": "0.4", "EVENTGRID_SEED": "3"}
     host = HostProcess(tmp_path / "state", storage, sqlite_cs, env)
     try:
-        time.sleep(1.0)  # the first listing is the subscription's baseline
+        wait_for_baseline(tmp_path / "state")
         names = [f"eg/{i:02d}.png" for i in range(24)]
         refs = {n: upload_bytes(storage, INPUT_CONTAINER, n, png(16), "image/png") for n in names}
         time.sleep(0.5)
