@@ -99,10 +99,18 @@ class Azurite:
     process: subprocess.Popen
     port: int
     location: Path
+    https: bool = False
 
     @property
     def connection_string(self) -> str:
+        if self.https:
+            return storage_connection_string(self.port).replace("http", "https")
         return storage_connection_string(self.port)
+
+    @property
+    def blob_service_uri(self) -> str:
+        """The account's blob endpoint (what AzureWebJobsStorage__blobServiceUri names)."""
+        return f"{'https' if self.https else 'http'}://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
 
     @staticmethod
     def _leftover(location: Path, port: int) -> int | None:
@@ -132,9 +140,15 @@ class Azurite:
 
     @classmethod
     def start(cls, port: int = 10000, location: Path | None = None, log: Path | None = None,
-              all_services: bool = False) -> Azurite:
+              all_services: bool = False, cert: Path | None = None, key: Path | None = None,
+              oauth: bool = False) -> Azurite:
         """Blob only (what the local host needs), or blob + queue + table on port, port+1, port+2
-        (what `func start` needs: the Durable extension keeps its state in queues and tables)."""
+        (what `func start` needs: the Durable extension keeps its state in queues and tables).
+        With ``cert``/``key`` (PEM) it serves HTTPS, and ``oauth`` adds Azurite's ``--oauth basic``
+        bearer-token checks (which need HTTPS)."""
+        if oauth and not (cert and key):
+            raise ServiceError("Azurite's OAuth mode needs HTTPS: pass cert and key (PEM files).")
+        tls = ["--cert", str(cert), "--key", str(key)] if cert and key else []
         binary = azurite_binary()
         if not all_services:
             binary = binary.with_name("azurite-blob")
@@ -156,7 +170,8 @@ class Azurite:
         if all_services:
             args += ["--queueHost", "127.0.0.1", "--queuePort", str(port + 1),
                      "--tableHost", "127.0.0.1", "--tablePort", str(port + 2)]
-        args += ["--location", str(location), "--skipApiVersionCheck", "--disableTelemetry", "--loose"]
+        args += ["--location", str(location), "--skipApiVersionCheck", "--disableTelemetry", "--loose", *tls,
+                 *(["--oauth", "basic"] if oauth else [])]
         proc = subprocess.Popen(_dying_with_us(args), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         (location / PIDFILE).write_text(json.dumps({"pid": proc.pid, "port": port}))
@@ -166,7 +181,7 @@ class Azurite:
         except ServiceError as exc:
             proc.kill()
             raise ServiceError(f"Azurite did not start: {exc}") from None
-        return cls(proc, port, location)
+        return cls(proc, port, location, https=bool(tls))
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -9,7 +9,9 @@ AZURITE_VERSION=3.35.0   # the newest Azurite that runs on Node 20
 
 say() { printf '==> %s\n' "$*"; }
 
-packages=(unixodbc libsqliteodbc python3-venv)
+# libltdl7, libkrb5-3, libgssapi-krb5-2: the OS libraries of the SQL Server driver that mssql-python bundles
+# (its README, "Linux" install notes).
+packages=(unixodbc libsqliteodbc python3-venv libltdl7 libkrb5-3 libgssapi-krb5-2)
 if [ "$profile" = test ]; then
   packages+=(odbc-postgresql postgresql libimage-exiftool-perl imagemagick)
 fi

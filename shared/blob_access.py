@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -27,6 +28,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRe
 
 from shared.errors import ConfigurationError, RejectedInput, StorageUnavailableError
 from shared.models import BlobRef, normalise_etag
+from shared.settings import StorageIdentity, StorageTarget
 
 T = TypeVar("T")
 
@@ -35,45 +37,67 @@ class BlobGone(RejectedInput):
     """The blob version to read no longer exists (deleted or overwritten)."""
 
 
+def _credential(identity: StorageIdentity) -> TokenCredential:
+    """The token source the Functions host would use for these settings (imported here: msal makes
+    azure.identity cost ~0.2 s to import, which connection-string users need not pay)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if identity.managed_identity:
+        return ManagedIdentityCredential(client_id=identity.client_id or None)
+    # Outside Azure the host uses the developer's identity (az login, VS Code, environment).
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
 @functools.lru_cache(maxsize=8)
-def service_client(connection_string: str) -> BlobServiceClient:
-    """One client (and connection pool) per account, reused across invocations."""
-    try:
-        return BlobServiceClient.from_connection_string(
-            connection_string,
-            # Short in-call retries: the orchestrator retries durably, minutes apart.
-            retry_policy=ExponentialRetry(initial_backoff=0.5, increment_base=1, retry_total=2,
+def service_client(target: StorageTarget) -> BlobServiceClient:
+    """One client (and connection pool, and token cache) per account, reused across invocations."""
+    # Short in-call retries: the orchestrator retries durably, minutes apart.
+    options: dict[str, Any] = {
+        "retry_policy": ExponentialRetry(initial_backoff=0.5, increment_base=1, retry_total=2,
                                          random_jitter_range=0.2),
-            connection_timeout=5, read_timeout=30,
-        )
+        "connection_timeout": 5, "read_timeout": 30,
+    }
+    if isinstance(target, StorageIdentity):
+        return BlobServiceClient(target.blob_service_uri, credential=_credential(target), **options)
+    try:
+        return BlobServiceClient.from_connection_string(target, **options)
     except ValueError as exc:
         raise ConfigurationError(
             f"AzureWebJobsStorage is not a valid storage connection string ({exc}). Use "
-            "'UseDevelopmentStorage=true' for Azurite, or the account's connection string."
+            "'UseDevelopmentStorage=true' for Azurite, the account's connection string, or the "
+            "identity-based AzureWebJobsStorage__accountName settings."
         ) from None
 
 
-def _describe_endpoint(connection_string: str) -> str:
+def _describe_endpoint(target: StorageTarget) -> str:
     try:
-        return service_client(connection_string).url
+        return service_client(target).url
     except ConfigurationError:
         return "the configured account"
 
 
-def storage_call(connection_string: str, what: str, call: Callable[[], T]) -> T:
+def storage_call(target: StorageTarget, what: str, call: Callable[[], T]) -> T:
     """Run one storage call, translating SDK errors into actionable pipeline errors."""
     try:
         return call()
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        raise StorageUnavailableError(
-            f"cannot reach blob storage at {_describe_endpoint(connection_string)} while trying to "
-            f"{what}: {exc}. Locally, start Azurite ('make azurite', or 'make run' with the local host) "
-            "or check AzureWebJobsStorage."
-        ) from None
     except ClientAuthenticationError as exc:
+        if isinstance(target, StorageIdentity):
+            who = (f"the managed identity {target.client_id}" if target.client_id else
+                   "the app's managed identity" if target.managed_identity else "your identity")
+            raise ConfigurationError(
+                f"blob storage refused {who} while trying to {what}: {exc.message}. Grant it "
+                f"'Storage Blob Data Owner' on the account behind {target.blob_service_uri} and check "
+                "AzureWebJobsStorage__clientId is the identity's client id."
+            ) from None
         raise ConfigurationError(
             f"blob storage refused the credentials while trying to {what}: {exc.message}. "
             "Check the account key or SAS in AzureWebJobsStorage."
+        ) from None
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise StorageUnavailableError(
+            f"cannot reach blob storage at {_describe_endpoint(target)} while trying to "
+            f"{what}: {exc}. Locally, start Azurite ('make azurite', or 'make run' with the local host) "
+            "or check AzureWebJobsStorage."
         ) from None
     except (ResourceNotFoundError, ResourceModifiedError, ResourceExistsError):
         raise
@@ -81,6 +105,11 @@ def storage_call(connection_string: str, what: str, call: Callable[[], T]) -> T:
         if exc.status_code in (408, 429, 500, 502, 503, 504):
             raise StorageUnavailableError(
                 f"blob storage is busy or failing ({exc.status_code}) while trying to {what}"
+            ) from None
+        if exc.status_code == 403 and isinstance(target, StorageIdentity):
+            raise ConfigurationError(
+                f"blob storage denied the identity while trying to {what} ({exc.reason}): grant it "
+                "'Storage Blob Data Owner' on the account (role assignments take a few minutes)."
             ) from None
         raise
 
@@ -116,7 +145,7 @@ class BlobHead:
 class BlobReader:
     """Reads one blob version by ranges, pinned to its ETag so a newer upload is noticed."""
 
-    def __init__(self, connection_string: str, ref: BlobRef) -> None:
+    def __init__(self, connection_string: StorageTarget, ref: BlobRef) -> None:
         self._conn = connection_string
         self.ref = ref
         self._client = service_client(connection_string).get_blob_client(ref.container, ref.name)
@@ -179,7 +208,7 @@ class BlobReader:
         return self._download(offset, length).readall()
 
 
-def ensure_container(connection_string: str, container: str) -> None:
+def ensure_container(connection_string: StorageTarget, container: str) -> None:
     client = service_client(connection_string)
 
     def call() -> None:
@@ -192,7 +221,7 @@ def ensure_container(connection_string: str, container: str) -> None:
 
 
 def upload_bytes(
-    connection_string: str, container: str, name: str, data: bytes, content_type: str | None = None
+    connection_string: StorageTarget, container: str, name: str, data: bytes, content_type: str | None = None
 ) -> BlobRef:
     """Upload (overwriting) and return the new version's reference."""
     blob = service_client(connection_string).get_blob_client(container, name)
@@ -213,7 +242,7 @@ def upload_bytes(
     )
 
 
-def blob_version(connection_string: str, container: str, name: str) -> BlobRef | None:
+def blob_version(connection_string: StorageTarget, container: str, name: str) -> BlobRef | None:
     """The blob's current version from one Get Blob Properties call, or None when it is gone.
 
     The starter takes the version from here, never from the trigger: the Functions host hands the
@@ -241,7 +270,7 @@ def blob_version(connection_string: str, container: str, name: str) -> BlobRef |
     )
 
 
-def list_blob_refs(connection_string: str, container: str) -> Iterator[BlobRef]:
+def list_blob_refs(connection_string: StorageTarget, container: str) -> Iterator[BlobRef]:
     """Every current blob version in a container (ETags normalised: listings give them bare)."""
     client = service_client(connection_string).get_container_client(container)
 
@@ -260,7 +289,7 @@ def list_blob_refs(connection_string: str, container: str) -> Iterator[BlobRef]:
         )
 
 
-def check_storage(connection_string: str) -> str | None:
+def check_storage(connection_string: StorageTarget) -> str | None:
     """None when the account answers; otherwise what is wrong and how to fix it."""
     try:
         client = service_client(connection_string)

@@ -20,10 +20,10 @@ STORE_ACTIVITY = "StoreMetadata"
 DEFAULT_RETRY_DELAYS = (5.0, 10.0, 20.0, 40.0, 60.0, 60.0)
 
 _SQL_HELP = (
-    "Set the app setting SqlConnectionString to an ODBC connection string, e.g. "
-    "locally 'Driver={SQLite3};Database=/abs/path/images.db;Timeout=2000;' or on Azure "
-    "'Driver={ODBC Driver 18 for SQL Server};Server=tcp:<server>.database.windows.net,1433;"
-    "Database=<db>;Authentication=ActiveDirectoryMsi;Encrypt=yes;'."
+    "Set the app setting SqlConnectionString, e.g. locally "
+    "'Driver={SQLite3};Database=/abs/path/images.db;Timeout=2000;' (pyodbc) or on Azure "
+    "'Server=tcp:<server>.database.windows.net,1433;Database=<db>;Encrypt=yes;"
+    "Authentication=ActiveDirectoryMSI;UID=<identity client id>;' (mssql-python, no Driver)."
 )
 
 
@@ -39,7 +39,7 @@ class Limits:
 @dataclass(frozen=True)
 class Settings:
     sql_connection_string: str
-    storage_connection_string: str
+    storage_connection_string: StorageTarget
     limits: Limits = field(default_factory=Limits)
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
 
@@ -88,16 +88,74 @@ def sql_connection_string(env: Mapping[str, str] | None = None) -> str:
     return value
 
 
-def storage_connection_string(env: Mapping[str, str] | None = None) -> str:
+@dataclass(frozen=True)
+class StorageIdentity:
+    """An identity-based storage connection: the blob endpoint and how to get a token for it.
+
+    Read the way the Functions host reads ``AzureWebJobsStorage__*`` (Microsoft docs, "Azure
+    Functions developer guide", Connecting to host storage with an identity, and "Common properties
+    for identity-based connections"): ``__blobServiceUri`` (or ``__serviceUri``) or ``__accountName``
+    (then ``https://<name>.blob.core.windows.net``); ``__credential=managedidentity`` with an optional
+    ``__clientId`` for a user-assigned identity; without ``__credential``, the developer's own
+    identity (DefaultAzureCredential), as the host does outside Azure.
+    """
+
+    blob_service_uri: str
+    credential: str = ""
+    client_id: str = ""
+
+    @property
+    def managed_identity(self) -> bool:
+        return self.credential == "managedidentity"
+
+
+# Either a storage connection string or an identity-based connection.
+StorageTarget = str | StorageIdentity
+
+_STORAGE_HELP = (
+    "Locally set AzureWebJobsStorage to 'UseDevelopmentStorage=true' and start Azurite ('make azurite'); "
+    "on Azure set AzureWebJobsStorage__accountName=<account> with AzureWebJobsStorage__credential="
+    "managedidentity and AzureWebJobsStorage__clientId=<identity client id> (no secret), or "
+    "AzureWebJobsStorage to the account's connection string."
+)
+
+
+def storage_connection_string(env: Mapping[str, str] | None = None) -> StorageTarget:
+    """The storage the app reads: ``AzureWebJobsStorage`` when it holds a value (a connection
+    string wins, as in the host), else the identity-based ``AzureWebJobsStorage__*`` settings."""
     env = os.environ if env is None else env
     value = env.get("AzureWebJobsStorage", "").strip()
-    if not value:
+    if value:
+        return value
+    prefix = "AzureWebJobsStorage__"
+    uri = (env.get(prefix + "blobServiceUri") or env.get(prefix + "serviceUri") or "").strip()
+    account = env.get(prefix + "accountName", "").strip()
+    credential = env.get(prefix + "credential", "").strip().lower()
+    client_id = env.get(prefix + "clientId", "").strip()
+    if not uri and not account:
+        raise ConfigurationError(f"App setting AzureWebJobsStorage is empty. {_STORAGE_HELP}")
+    if account and not re.fullmatch(r"[a-z0-9]{3,24}", account):
         raise ConfigurationError(
-            "App setting AzureWebJobsStorage is empty. Locally set it to "
-            "'UseDevelopmentStorage=true' and start Azurite ('make azurite'); on Azure set it "
-            "to the storage account's connection string."
+            f"App setting {prefix}accountName={account!r} is not a storage account name "
+            "(3-24 lower-case letters and digits)."
         )
-    return value
+    if uri and not uri.lower().startswith("https://"):
+        raise ConfigurationError(
+            f"App setting {prefix}blobServiceUri={uri!r} must be an https:// URL: tokens are "
+            "never sent over plain HTTP."
+        )
+    if credential not in ("", "managedidentity"):
+        raise ConfigurationError(
+            f"App setting {prefix}credential={credential!r} is not supported; the only value is "
+            "'managedidentity' (leave it out to use your own identity locally)."
+        )
+    if client_id and not credential:
+        raise ConfigurationError(
+            f"App setting {prefix}clientId is set but {prefix}credential is not: the host uses the "
+            f"client id only with {prefix}credential=managedidentity. Add it."
+        )
+    return StorageIdentity(uri.rstrip("/") or f"https://{account}.blob.core.windows.net",
+                           credential, client_id)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -137,9 +195,9 @@ def check_sql_connection_string(value: str) -> dict[str, str]:
     if not value or not value.strip():
         raise ConfigurationError(f"App setting SqlConnectionString is missing or empty. {_SQL_HELP}")
     pairs = parse_odbc_connection_string(value)
-    if "driver" not in pairs and "dsn" not in pairs:
+    if not {"driver", "dsn", "server", "address", "addr"} & pairs.keys():
         raise ConfigurationError(
-            "SqlConnectionString names no ODBC Driver (or DSN); pyodbc needs one, e.g. "
-            f"'Driver={{ODBC Driver 18 for SQL Server}};...'. {_SQL_HELP}"
+            "SqlConnectionString names neither an ODBC Driver (or DSN) for pyodbc nor a Server for "
+            f"mssql-python. {_SQL_HELP}"
         )
     return pairs

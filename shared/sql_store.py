@@ -1,18 +1,30 @@
-"""The ImageMetadata table through pyodbc: schema, additive migrations, idempotent upserts.
+"""The ImageMetadata table: schema, additive migrations, idempotent upserts.
+
+Two DB-API drivers, chosen from the connection string: Microsoft's
+``mssql-python`` (its wheel bundles the SQL Server driver, so it works on any
+Linux image, Flex Consumption included) when the string names a ``Server`` and
+no ``Driver``; pyodbc with the ODBC driver it names otherwise (SQLite,
+PostgreSQL, or SQL Server through ODBC Driver 18).
 
 One SQL dialect per engine, chosen from the live connection (``SQL_DBMS_NAME``):
-T-SQL for Azure SQL / SQL Server, PostgreSQL, and SQLite for local development.
-Every statement is parameterised; identifiers come only from the column table
-below, never from data.
+T-SQL for Azure SQL / SQL Server (either driver, same statements, ``?``
+parameters), PostgreSQL, and SQLite for local development. Every statement is
+parameterised; identifiers come only from the column table below, never from data.
 
-Rows are keyed by ``BlobKey`` = SHA-256 of ``container/blob name``: SQL Server
-limits an index key to 1,700 bytes, which a unique index on a 1,024-character
-NVARCHAR blob name would exceed, so the unique constraint sits on the hash (and,
-where the engine allows it, on (Container, BlobName) too).
+Rows are keyed by ``BlobKey`` = SHA-256 of ``container/blob name``, the one
+uniqueness every dialect's upsert arbitrates. SQL Server limits an index key to
+1,700 bytes, which a unique index on a 1,024-character NVARCHAR blob name would
+exceed. A second unique constraint on (Container, BlobName), which older
+versions created on SQLite and PostgreSQL, is redundant (container names hold
+no '/', so the hash input is unambiguous) and harmful: PostgreSQL's
+``ON CONFLICT (BlobKey)`` absorbs conflicts on its arbiter index only, so two
+writers racing on a new blob could fail with a unique violation on the other
+one. ``ensure_schema`` drops it from existing tables.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -198,6 +210,14 @@ class Dialect:
         return (f"SELECT BlobKey, BlobName, ETag, Status FROM {TABLE} WHERE Container = ? "
                 f"AND Status <> '{STATUS_DELETED}' AND BlobKey > ? ORDER BY BlobKey LIMIT ?")
 
+    def legacy_unique_indexes(self) -> str | None:
+        """A query naming unique constraints other than BlobKey's; None when none can exist."""
+        return None
+
+    def drop_unique(self, table_columns: list[str], name: str = "") -> list[str]:
+        """Statements that remove one such constraint (keeping every row)."""
+        return []
+
     def upsert(self) -> str:
         raise NotImplementedError
 
@@ -224,9 +244,25 @@ class SQLiteDialect(Dialect):
             f"CREATE TABLE IF NOT EXISTS {TABLE} (\n"
             "    Id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
             "    BlobKey TEXT NOT NULL UNIQUE,\n"
-            f"    {_column_defs(self)},\n"
-            "    UNIQUE (Container, BlobName)\n)"
+            f"    {_column_defs(self)}\n)"
         )
+
+    def legacy_unique_indexes(self) -> str:
+        """Unique indexes other than BlobKey's (older versions made one on (Container, BlobName))."""
+        return (
+            f"SELECT il.name FROM pragma_index_list('{TABLE}') AS il WHERE il.\"unique\" = 1 AND EXISTS "
+            "(SELECT 1 FROM pragma_index_info(il.name) AS ii WHERE lower(ii.name) <> 'blobkey')"
+        )
+
+    def drop_unique(self, table_columns: list[str], name: str = "") -> list[str]:
+        """SQLite cannot drop a table constraint: rebuild the table without it, keeping every row."""
+        kept = ", ".join(["Id", *(c for c in table_columns if c.lower() != "id")])
+        return [
+            f"ALTER TABLE {TABLE} RENAME TO {TABLE}_unique_migration",
+            self.create_table(),
+            f"INSERT INTO {TABLE} ({kept}) SELECT {kept} FROM {TABLE}_unique_migration",
+            f"DROP TABLE {TABLE}_unique_migration",
+        ]
 
     def upsert(self) -> str:
         cols = ", ".join(COLUMN_NAMES)
@@ -262,12 +298,22 @@ class PostgresDialect(Dialect):
             f"CREATE TABLE IF NOT EXISTS {TABLE} (\n"
             "    Id BIGSERIAL PRIMARY KEY,\n"
             "    BlobKey CHAR(64) NOT NULL UNIQUE,\n"
-            f"    {_column_defs(self)},\n"
-            "    UNIQUE (Container, BlobName)\n)"
+            f"    {_column_defs(self)}\n)"
         )
 
     def add_column(self, col: Column) -> str:
         return f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {col.name} {self.type_of(col)} NULL"
+
+    def legacy_unique_indexes(self) -> str:
+        return (
+            "SELECT c.conname FROM pg_constraint AS c WHERE c.conrelid = to_regclass('imagemetadata') "
+            "AND c.contype = 'u' AND EXISTS (SELECT 1 FROM pg_attribute AS a WHERE a.attrelid = c.conrelid "
+            "AND a.attnum = ANY (c.conkey) AND a.attname <> 'blobkey')"
+        )
+
+    def drop_unique(self, table_columns: list[str], name: str = "") -> list[str]:
+        # The name comes from the catalog (never from data); quoted as an identifier.
+        return [f'ALTER TABLE {TABLE} DROP CONSTRAINT IF EXISTS "{name.replace(chr(34), "")}"']
 
     def upsert(self) -> str:
         cols = ", ".join(COLUMN_NAMES)
@@ -375,9 +421,21 @@ _TRANSIENT_TEXT = ("database is locked", "database is busy", "connection", "time
                    "not currently available", "SSL SYSCALL")
 
 
+@functools.cache
+def _error_types() -> tuple[type[BaseException], ...]:
+    """The DB-API error base classes of the drivers that are importable here."""
+    types: list[type[BaseException]] = [pyodbc.Error]
+    try:
+        import mssql_python
+    except ImportError:
+        return tuple(types)
+    types.append(mssql_python.Error)
+    return tuple(types)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether a pyodbc error is the kind that clears up if we wait and try again."""
-    if not isinstance(exc, pyodbc.Error):
+    """Whether a driver error (pyodbc or mssql-python) clears up if we wait and try again."""
+    if not isinstance(exc, _error_types()):
         return False
     state = str(exc.args[0]) if exc.args else ""
     text = " ".join(str(a) for a in exc.args)
@@ -393,17 +451,51 @@ def _redact(connection_string: str) -> str:
     return re.sub(r"(?i)(pwd|password|accountkey)\s*=\s*[^;]*", r"\1=***", connection_string)
 
 
-def connect(connection_string: str, timeout: int = 30) -> pyodbc.Connection:
-    """Open a connection, explaining the usual failures in words a user can act on."""
+PYODBC = "pyodbc"
+MSSQL_PYTHON = "mssql-python"
+
+# Keywords the ODBC driver manager or pyodbc understand but mssql-python refuses
+# (its parser allows only ODBC Driver 18's own keywords, and sets Driver itself).
+_MSSQL_PYTHON_TIMEOUT_KEYS = ("connection timeout", "connect timeout", "timeout", "login timeout")
+
+_MSSQL_PYTHON_HELP = (
+    "For Azure SQL without an ODBC driver in the OS image (Flex Consumption), leave Driver out: "
+    "'Server=tcp:<server>.database.windows.net,1433;Database=<db>;Encrypt=yes;"
+    "Authentication=ActiveDirectoryMSI;UID=<identity client id>;' uses mssql-python, whose wheel "
+    "bundles Microsoft's driver."
+)
+
+
+# How mssql-python reports a driver it cannot load (ddbc_bindings: the native library or one of its
+# OS dependencies missing); retrying cannot help, so it must not look like a lost connection.
+_DRIVER_LOAD_FAILURES = ("failed to load the driver", "odbc driver binaries are missing")
+_DRIVER_LOAD_HELP = (
+    "mssql-python could not load its bundled SQL Server driver ({exc}). Reinstall it "
+    "('pip install --force-reinstall mssql-python mssql-python-odbc'); on Debian/Ubuntu it also needs "
+    "'apt-get install libltdl7 libkrb5-3 libgssapi-krb5-2'. Or name an installed ODBC driver with Driver={{...}}."
+)
+_TOKEN_HELP = (
+    "could not get an Entra ID token for the database: {exc}. Check that the function app has the "
+    "user-assigned managed identity and that UID in SqlConnectionString is its client id."
+)
+
+
+def driver_for(connection_string: str) -> str:
+    """pyodbc when the string names an ODBC Driver or DSN; mssql-python when it names only a Server."""
     pairs = check_sql_connection_string(connection_string)
-    driver = pairs.get("driver")
+    if "driver" in pairs or "dsn" in pairs:
+        return PYODBC
+    return MSSQL_PYTHON
+
+
+def _connect_pyodbc(connection_string: str, driver: str | None, timeout: int) -> Any:
     if driver and driver not in pyodbc.drivers():
         installed = ", ".join(pyodbc.drivers()) or "none"
         raise DriverNotInstalledError(
             f"ODBC driver {driver!r} named in SqlConnectionString is not installed (installed: "
             f"{installed}). Locally: 'sudo apt-get install unixodbc libsqliteodbc' for SQLite3, "
-            "'odbc-postgresql' for PostgreSQL; for Azure SQL install 'ODBC Driver 18 for SQL "
-            "Server' (msodbcsql18), which Azure Functions' Python images already have."
+            "'odbc-postgresql' for PostgreSQL; for SQL Server install 'ODBC Driver 18 for SQL "
+            f"Server' (msodbcsql18). {_MSSQL_PYTHON_HELP}"
         )
     try:
         return pyodbc.connect(connection_string, autocommit=False, timeout=timeout)
@@ -411,7 +503,59 @@ def connect(connection_string: str, timeout: int = 30) -> pyodbc.Connection:
         raise ConfigurationError(
             f"ODBC could not use SqlConnectionString ({_redact(connection_string)}): {exc}"
         ) from None
-    except pyodbc.Error as exc:
+
+
+def _load_mssql_python() -> Any:
+    """Import mssql-python, turning a missing package or OS library into the fix to apply."""
+    try:
+        import mssql_python
+    except ImportError as exc:
+        raise DriverNotInstalledError(
+            "SqlConnectionString names no ODBC Driver, so it needs Microsoft's mssql-python "
+            f"driver, which cannot be loaded ({exc}). Add 'mssql-python' to requirements.txt; on "
+            "Debian/Ubuntu it also needs 'apt-get install libltdl7 libkrb5-3 libgssapi-krb5-2'. "
+            "Or name an installed ODBC driver with Driver={...}."
+        ) from None
+    return mssql_python
+
+
+def _connect_mssql_python(connection_string: str, pairs: dict[str, str], timeout: int) -> Any:
+    timeout_keys = [k for k in pairs if k in _MSSQL_PYTHON_TIMEOUT_KEYS]
+    if timeout_keys:
+        raise ConfigurationError(
+            f"SqlConnectionString sets {', '.join(timeout_keys)!s}, which mssql-python does not accept "
+            "(the app sets the login timeout itself): remove it."
+        )
+    mssql_python = _load_mssql_python()
+    try:
+        return mssql_python.connect(connection_string, autocommit=False, timeout=timeout)
+    except mssql_python.ConnectionStringParseError as exc:
+        raise ConfigurationError(
+            f"mssql-python refused SqlConnectionString ({_redact(connection_string)}): "
+            f"{'; '.join(exc.errors)}. {_MSSQL_PYTHON_HELP}"
+        ) from None
+    except RuntimeError as exc:
+        if any(sign in str(exc).lower() for sign in _DRIVER_LOAD_FAILURES):
+            raise DriverNotInstalledError(_DRIVER_LOAD_HELP.format(exc=exc)) from None
+        # mssql-python reports a failed Entra ID token request (no managed identity, wrong
+        # client id) as RuntimeError; retrying does not help until the setting is fixed.
+        raise ConfigurationError(_TOKEN_HELP.format(exc=exc)) from None
+
+
+def connect(connection_string: str, timeout: int = 30) -> Any:
+    """Open a connection with the driver the string asks for, explaining the usual failures."""
+    pairs = check_sql_connection_string(connection_string)
+    use_odbc = driver_for(connection_string) == PYODBC
+    errors = _error_types()
+    try:
+        if use_odbc:
+            return _connect_pyodbc(connection_string, pairs.get("driver"), timeout)
+        return _connect_mssql_python(connection_string, pairs, timeout)
+    except errors as exc:
+        if any(sign in str(exc).lower() for sign in _DRIVER_LOAD_FAILURES):
+            raise DriverNotInstalledError(_DRIVER_LOAD_HELP.format(exc=exc)) from None
+        if "access token" in str(exc).lower():
+            raise ConfigurationError(_TOKEN_HELP.format(exc=exc)) from None
         if is_transient(exc):
             raise DatabaseUnavailableError(f"database is unavailable: {exc}") from None
         raise ConfigurationError(
@@ -420,7 +564,9 @@ def connect(connection_string: str, timeout: int = 30) -> pyodbc.Connection:
         ) from None
 
 
-def dialect_for(conn: pyodbc.Connection) -> Dialect:
+def dialect_for(conn: Any) -> Dialect:
+    if not isinstance(conn, pyodbc.Connection):
+        return TSqlDialect()  # mssql-python speaks only to SQL Server and Azure SQL
     dbms = str(conn.getinfo(pyodbc.SQL_DBMS_NAME)).strip().lower()
     for prefix, cls in DIALECTS.items():
         if dbms.startswith(prefix):
@@ -435,7 +581,7 @@ class SqlStore:
 
     def __init__(self, connection_string: str) -> None:
         self.connection_string = connection_string
-        self._conn: pyodbc.Connection | None = None
+        self._conn: Any = None
         self._dialect: Dialect | None = None
         self._schema_ready = False
 
@@ -445,7 +591,7 @@ class SqlStore:
         assert self._dialect is not None
         return self._dialect
 
-    def _connection(self) -> pyodbc.Connection:
+    def _connection(self) -> Any:
         if self._conn is None:
             self._conn = connect(self.connection_string)
             self._dialect = dialect_for(self._conn)
@@ -455,11 +601,11 @@ class SqlStore:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except pyodbc.Error:
+            except _error_types():
                 pass
         self._conn = None
 
-    def _run(self, work: Callable[[pyodbc.Cursor], Any]) -> Any:
+    def _run(self, work: Callable[[Any], Any]) -> Any:
         """Run work in one transaction; on a lost connection drop it so the next try reconnects."""
         conn = self._connection()
         try:
@@ -467,10 +613,10 @@ class SqlStore:
             result = work(cursor)
             conn.commit()
             return result
-        except pyodbc.Error as exc:
+        except _error_types() as exc:
             try:
                 conn.rollback()
-            except pyodbc.Error:
+            except _error_types():
                 pass
             if is_transient(exc):
                 self.close()
@@ -478,7 +624,7 @@ class SqlStore:
             raise
 
     def existing_columns(self) -> set[str]:
-        def probe(cursor: pyodbc.Cursor) -> set[str]:
+        def probe(cursor: Any) -> set[str]:
             cursor.execute(self.dialect.probe_columns())
             return {d[0].lower() for d in cursor.description}
 
@@ -495,11 +641,32 @@ class SqlStore:
             if col.name.lower() not in present:
                 try:
                     self._run(lambda cur, c=col: cur.execute(dialect.add_column(c)))
-                except pyodbc.Error:
+                except _error_types():
                     # Another writer may have added it first; only a still-missing column is an error.
                     if col.name.lower() not in self.existing_columns():
                         raise
+        self._drop_legacy_unique()
         self._schema_ready = True
+
+    def _drop_legacy_unique(self) -> None:
+        """Remove a unique constraint other than BlobKey's, left by older versions (see the module doc)."""
+        dialect = self.dialect
+        query = dialect.legacy_unique_indexes()
+        if query is None:
+            return
+
+        def migrate(cursor: Any) -> None:
+            cursor.execute(query)
+            names = [row[0] for row in cursor.fetchall()]
+            if not names:
+                return
+            cursor.execute(dialect.probe_columns())
+            columns = [d[0] for d in cursor.description]
+            for name in names:
+                for statement in dialect.drop_unique(columns, name):
+                    cursor.execute(statement)
+
+        self._run(migrate)
 
     def upsert(self, record: ImageRecord) -> bool:
         """Write the row for this blob version; False when a newer version's row was kept."""
@@ -507,7 +674,7 @@ class SqlStore:
         dialect = self.dialect
         params = [dialect.to_db(c, c.value(record)) for c in COLUMNS]  # type: ignore[misc]
 
-        def write(cursor: pyodbc.Cursor) -> bool:
+        def write(cursor: Any) -> bool:
             cursor.execute(dialect.upsert(), params)
             return cursor.rowcount != 0
 
@@ -567,7 +734,7 @@ class SqlStore:
         self.ensure_schema()
         sql = self.dialect.select_rows(where)
 
-        def read(cursor: pyodbc.Cursor) -> list[dict[str, Any]]:
+        def read(cursor: Any) -> list[dict[str, Any]]:
             cursor.execute(sql, params)
             names = ["Id", *COLUMN_NAMES]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,15 +1,39 @@
-"""The store through pyodbc on real SQLite and PostgreSQL databases."""
+"""The store on real SQLite and PostgreSQL databases through pyodbc, and mssql-python as far as
+no SQL Server allows (driver choice, its bundled driver loading, the managed-identity token path)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import mssql_python
 import pyodbc
 import pytest
 
-from shared.errors import ConfigurationError, DriverNotInstalledError
+from devhost.services import free_port
+from shared.errors import ConfigurationError, DatabaseUnavailableError, DriverNotInstalledError
 from shared.models import BlobRef, ImageMetadata, ImageRecord
-from shared.sql_store import COLUMN_NAMES, SqlStore, is_transient, store_for
+from shared.sql_store import (
+    COLUMN_NAMES,
+    COLUMNS,
+    PostgresDialect,
+    SQLiteDialect,
+    SqlStore,
+    connect,
+    driver_for,
+    is_transient,
+    store_for,
+)
 
 LONG_NAME = ("fötö 'quoted' \"double\" ; DROP TABLE ImageMetadata; -- 東京 " * 8)[:310] + ".jpg"
 
@@ -117,14 +141,14 @@ def test_connection_is_reused_across_invocations(sqlite_cs):
 
 
 def test_missing_driver_says_how_to_install_it():
-    with pytest.raises(DriverNotInstalledError, match="apt-get install"):
+    with pytest.raises(DriverNotInstalledError, match="(?s)apt-get install.*leave Driver out"):
         SqlStore("Driver={ODBC Driver 18 for SQL Server};Server=tcp:x;Database=y;").upsert(
             record("a.png", "e", "2026-01-01T00:00:00+00:00"))
 
 
 @pytest.mark.parametrize("value, message", [
     ("", "missing or empty"),
-    ("Server=tcp:x;Database=y;", "names no ODBC Driver"),
+    ("Database=y;Encrypt=yes;", "names neither an ODBC Driver"),
     ("Driver={SQLite3;Database=x", "malformed"),
 ])
 def test_bad_connection_strings_say_what_is_wrong(value, message):
@@ -145,3 +169,268 @@ def test_azure_sql_transient_error_numbers_are_recognised():
     lost = pyodbc.OperationalError("08S01", "Communication link failure")
     assert is_transient(paused) and is_transient(lost)
     assert not is_transient(syntax)
+
+
+# The race of issue 7: writers of one new blob collide in the same instant. Each round
+# starts every writer on a barrier; many rounds, because one collision is a matter of luck.
+RACE_ROUNDS = 200  # the bug collided in ~8% of rounds on this machine: ~16 per run
+RACE_WRITERS = 6
+
+
+def race(upsert: Callable[[int, int], Any], rounds: int = RACE_ROUNDS,
+         writers: int = RACE_WRITERS) -> list[BaseException]:
+    """Run ``upsert(writer, round)`` from every writer at once, round after round; return errors."""
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        for n in range(rounds):
+            try:
+                barrier.wait(timeout=30)
+                upsert(w, n)
+            except threading.BrokenBarrierError:
+                return
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted on
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def _version(w: int, n: int) -> ImageRecord:
+    """Writer w's version of blob n: a later writer holds a later upload."""
+    return record(f"race/{n}.png", f"v{w}", f"2026-01-01T00:00:{w:02d}+00:00", width=w)
+
+
+def test_racing_writers_of_new_blobs_leave_one_row_each_with_the_newest_version(any_db_cs):
+    SqlStore(any_db_cs).ensure_schema()
+    stores = [SqlStore(any_db_cs) for _ in range(RACE_WRITERS)]
+    errors = race(lambda w, n: stores[w].upsert(_version(w, n)))
+    assert errors == []
+    result = rows(SqlStore(any_db_cs))
+    assert len(result) == RACE_ROUNDS
+    newest = f"v{RACE_WRITERS - 1}"
+    assert {(r["ETag"], r["Width"]) for r in result} == {(newest, RACE_WRITERS - 1)}
+
+
+_LEGACY_SECOND_UNIQUE = {
+    "sqlite": "CREATE TABLE ImageMetadata (Id INTEGER PRIMARY KEY AUTOINCREMENT, BlobKey TEXT NOT NULL "
+              "UNIQUE, Container TEXT, BlobName TEXT, ETag TEXT, Width INTEGER, Status TEXT, "
+              "UNIQUE (Container, BlobName))",
+    "postgresql": "CREATE TABLE ImageMetadata (Id BIGSERIAL PRIMARY KEY, BlobKey CHAR(64) NOT NULL UNIQUE, "
+                  "Container VARCHAR(63), BlobName VARCHAR(1024), ETag VARCHAR(128), Width INTEGER, "
+                  "Status VARCHAR(16), UNIQUE (Container, BlobName))",
+}
+
+
+def _legacy_table(cs: str) -> str:
+    """A table as older versions made it: a second unique constraint on (Container, BlobName)."""
+    conn = pyodbc.connect(cs, autocommit=True)
+    engine = "sqlite" if "SQLite" in cs else "postgresql"
+    conn.execute(_LEGACY_SECOND_UNIQUE[engine])
+    conn.execute("INSERT INTO ImageMetadata (BlobKey, Container, BlobName, ETag, Width, Status) "
+                 "VALUES ('k', 'images-input', 'old.jpg', 'e0', 7, 'processed')")
+    conn.close()
+    return engine
+
+
+def test_migration_drops_the_second_unique_constraint_and_keeps_rows(any_db_cs):
+    engine = _legacy_table(any_db_cs)
+    store = SqlStore(any_db_cs)
+    store.ensure_schema()
+    dialect = store.dialect
+    assert isinstance(dialect, SQLiteDialect if engine == "sqlite" else PostgresDialect)
+    conn = pyodbc.connect(any_db_cs, autocommit=True)
+    assert conn.execute(dialect.legacy_unique_indexes()).fetchall() == []
+    conn.close()
+    [row] = rows(store)
+    assert (row["BlobName"], row["Width"], row["ETag"]) == ("old.jpg", 7, "e0")
+    # BlobKey stays unique: a second row with the same key is still refused.
+    conn = pyodbc.connect(any_db_cs, autocommit=True)
+    with pytest.raises(pyodbc.Error):
+        conn.execute("INSERT INTO ImageMetadata (BlobKey, Container, BlobName) VALUES ('k', 'c', 'n')")
+    conn.close()
+    errors = race(lambda w, n: SqlStore(any_db_cs).upsert(_version(w, n)), rounds=10)
+    assert errors == []
+    assert len(rows(SqlStore(any_db_cs))) == 11
+
+
+@pytest.mark.parametrize("any_db_cs", ["postgresql"], indirect=True)
+def test_race_reproduces_on_an_unmigrated_table(any_db_cs):
+    """Negative control: without the migration, the same race fails with 23505 on the
+    (Container, BlobName) constraint, as CI saw. So the race above is able to catch it."""
+    SqlStore(any_db_cs).ensure_schema()
+    conn = pyodbc.connect(any_db_cs, autocommit=True)
+    conn.execute("ALTER TABLE ImageMetadata ADD CONSTRAINT legacy_name UNIQUE (Container, BlobName)")
+    conn.close()
+    store = SqlStore(any_db_cs)
+    dialect = store.dialect
+
+    def raw_upsert(w: int, n: int) -> None:
+        conn = connections[w]
+        params = [dialect.to_db(c, c.value(_version(w, n))) for c in COLUMNS]  # type: ignore[misc]
+        try:
+            conn.execute(dialect.upsert(), params)
+            conn.commit()
+        except pyodbc.Error:
+            conn.rollback()
+            raise
+
+    connections = [pyodbc.connect(any_db_cs, autocommit=False) for _ in range(RACE_WRITERS)]
+    errors = race(raw_upsert)
+    for c in connections:
+        c.close()
+    assert errors, "the race never collided: the test above could not catch the bug"
+    collisions = [e for e in errors if isinstance(e, pyodbc.IntegrityError) and "23505" in str(e)]
+    assert any("legacy_name" in str(e) for e in collisions), errors[:3]
+
+
+# --- mssql-python: what runs without a SQL Server ------------------------------------------
+# mssql-python's own parser (mssql_python/constants.py, _RESERVED_PARAMETERS and
+# _ALLOWED_CONNECTION_STRING_PARAMS) refuses Driver= and any keyword ODBC Driver 18 does not
+# define, such as "Connection Timeout"; so the string itself says which driver it is for.
+
+AZURE_SQL = "Server=tcp:{host},{port};Database=images;Encrypt=yes;TrustServerCertificate=no;"
+
+
+@pytest.mark.parametrize("value, driver", [
+    ("Driver={SQLite3};Database=/tmp/x.db;", "pyodbc"),
+    ("Driver={ODBC Driver 18 for SQL Server};Server=tcp:s.database.windows.net,1433;", "pyodbc"),
+    ("DSN=images;", "pyodbc"),
+    ("Server=tcp:s.database.windows.net,1433;Database=d;Authentication=ActiveDirectoryMSI;", "mssql-python"),
+    ("server=s;database=d;", "mssql-python"),
+])
+def test_driver_is_chosen_from_the_connection_string(value, driver):
+    assert driver_for(value) == driver
+
+
+@pytest.mark.parametrize("keyword", ["Driver={ODBC Driver 18 for SQL Server}", "Connection Timeout=30"])
+def test_mssql_python_itself_refuses_driver_and_connection_timeout(keyword):
+    """The evidence for the rule above, from the real package (no network needed)."""
+    with pytest.raises(mssql_python.ConnectionStringParseError):
+        mssql_python.connect(f"Server=tcp:127.0.0.1,1;Database=d;{keyword};", timeout=1)
+
+
+@pytest.mark.parametrize("keyword", ["Connection Timeout=30", "Connect Timeout=30", "Timeout=5"])
+def test_timeout_keywords_for_mssql_python_are_refused_with_the_fix(keyword):
+    with pytest.raises(ConfigurationError, match="does not accept.*remove it"):
+        connect(AZURE_SQL.format(host="127.0.0.1", port=1) + keyword)
+
+
+def test_unknown_keyword_for_mssql_python_names_the_keyword_and_the_driverless_form():
+    with pytest.raises(ConfigurationError, match=r"(?s)Unknown keyword 'colour'.*leave Driver out"):
+        connect(AZURE_SQL.format(host="127.0.0.1", port=1) + "Colour=blue;")
+
+
+def _bundled_driver_loaded() -> list[str]:
+    return sorted({line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+                   if "libmsodbcsql" in line})
+
+
+def test_mssql_python_loads_its_bundled_driver_without_an_odbc_install():
+    """No 'ODBC Driver 18 for SQL Server' is installed here; mssql-python still loads Microsoft's
+    driver from its own wheel and reaches the network (a closed port: transient, retried)."""
+    assert "ODBC Driver 18 for SQL Server" not in pyodbc.drivers()
+    with pytest.raises(DatabaseUnavailableError, match="TCP Provider"):
+        connect(AZURE_SQL.format(host="127.0.0.1", port=free_port()), timeout=3)
+    loaded = _bundled_driver_loaded()
+    assert loaded and all("site-packages/mssql_python_odbc/" in path for path in loaded), loaded
+
+
+class _IdentityEndpoint(BaseHTTPRequestHandler):
+    """The App Service / Functions managed-identity endpoint (IDENTITY_ENDPOINT, IDENTITY_HEADER,
+    api-version 2019-08-01; Microsoft docs "How to use managed identities for App Service and Azure
+    Functions", REST protocol), answering as Azure does or refusing, per ``status``."""
+
+    requests: list[tuple[str, dict[str, str]]] = []
+    status = 200
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        type(self).requests.append((self.path, dict(self.headers)))
+        body = json.dumps({"access_token": "header.payload.signature", "token_type": "Bearer",
+                           "expires_on": str(int(time.time()) + 3600),
+                           "resource": "https://database.windows.net"} if self.status == 200 else
+                          {"error": "invalid_request", "error_description": "Identity not found"}).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def identity_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_IdentityEndpoint]]:
+    handler = type("Handler", (_IdentityEndpoint,), {"requests": [], "status": 200})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{server.server_port}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "local-test-header")
+    yield handler
+    server.shutdown()
+
+
+def test_active_directory_msi_asks_the_managed_identity_endpoint_for_a_sql_token(identity_endpoint):
+    """Authentication=ActiveDirectoryMSI;UID=<client id> goes through azure-identity's
+    ManagedIdentityCredential to the Functions identity endpoint for the SQL audience; with the
+    token in hand the driver goes on to the server (closed here: transient)."""
+    client_id = str(uuid.uuid4())  # mssql-python caches one credential per client id
+    cs = AZURE_SQL.format(host="127.0.0.1", port=free_port()) + \
+        f"Authentication=ActiveDirectoryMSI;UID={client_id};"
+    with pytest.raises(DatabaseUnavailableError):
+        connect(cs, timeout=3)
+    [(path, headers)] = identity_endpoint.requests
+    query = parse_qs(urlsplit(path).query)
+    assert query["resource"] == ["https://database.windows.net"]
+    assert query["client_id"] == [client_id]
+    assert headers["X-IDENTITY-HEADER"] == "local-test-header"
+
+
+def test_refused_managed_identity_is_a_configuration_error_with_the_fix(identity_endpoint):
+    identity_endpoint.status = 400
+    cs = AZURE_SQL.format(host="127.0.0.1", port=free_port()) + \
+        f"Authentication=ActiveDirectoryMSI;UID={uuid.uuid4()};"
+    with pytest.raises(ConfigurationError, match="Entra ID token.*UID in SqlConnectionString is its client id"):
+        connect(cs, timeout=3)
+    assert identity_endpoint.requests
+
+
+def test_mssql_python_errors_are_classified_like_pyodbc_ones():
+    """mssql-python raises its own DB-API classes with the driver's text (error number in
+    parentheses), so a paused database is retried and a syntax error is not, whichever driver."""
+    paused = mssql_python.OperationalError(
+        "Database 'images' on server 'sql-x' is not currently available.",
+        "[Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Database 'images' on server 'sql-x' is not "
+        "currently available. Please retry the connection later. (40613)")
+    syntax = mssql_python.ProgrammingError("Incorrect syntax near 'x'.", "[SQL Server]Incorrect syntax (102)")
+    assert is_transient(paused)
+    assert not is_transient(syntax)
+
+
+def test_a_driver_mssql_python_cannot_load_fails_with_the_fix_not_as_a_lost_connection(tmp_path):
+    """Run in a child process whose mssql_python_odbc package has no driver binaries (what a
+    broken install looks like to mssql-python's native loader, which finds the driver next to
+    that package's __file__): the first connection raises DriverNotInstalledError with the fix,
+    not a transient error that would be retried for minutes."""
+    fake = tmp_path / "mssql_python_odbc"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('__version__ = "18.6.2.2"\n')
+    code = (
+        "from shared.sql_store import connect\n"
+        "from shared.errors import DriverNotInstalledError\n"
+        "try:\n"
+        "    connect('Server=tcp:127.0.0.1,1;Database=d;Encrypt=yes;', timeout=1)\n"
+        "except DriverNotInstalledError as exc:\n"
+        "    print('DriverNotInstalledError:', exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parent.parent)])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.startswith("DriverNotInstalledError:"), out.stdout + out.stderr
+    assert "pip install --force-reinstall mssql-python" in out.stdout and "libltdl7" in out.stdout

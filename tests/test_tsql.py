@@ -1,4 +1,5 @@
-"""Every T-SQL statement the store can send, parsed as T-SQL by two independent parsers.
+"""Every T-SQL statement the store can send, parsed as T-SQL by two independent parsers, and
+checked against mssql-python's parameter handling (the second driver for the same dialect).
 
 No SQL Server engine runs on these machines, so the T-SQL dialect is checked by
 sqlglot and sqlfluff; each misses some broken statements alone, so a statement
@@ -29,10 +30,15 @@ def tsql_problems(sql: str) -> list[str]:
             problems.append("sqlglot: fell back to an unparsed Command")
     except sqlglot.errors.SqlglotError as exc:
         problems.append(f"sqlglot: {str(exc).splitlines()[0]}")
+    return problems + sqlfluff_problems(sql)
+
+
+def sqlfluff_problems(sql: str) -> list[str]:
+    """Why sqlfluff's T-SQL grammar rejects the statement; empty when it accepts it."""
     parsed = _LINTER.parse_string(sql)
     if parsed.tree is None or parsed.violations or any(parsed.tree.recursive_crawl("unparsable")):
-        problems.append(f"sqlfluff: {[v.desc() for v in parsed.violations][:1] or 'unparsable'}")
-    return problems
+        return [f"sqlfluff: {[v.desc() for v in parsed.violations][:1] or 'unparsable'}"]
+    return []
 
 
 DIALECT = TSqlDialect()
@@ -95,3 +101,32 @@ def test_page_uses_offset_fetch_because_the_parsers_accept_limit_with_a_placehol
     sql = DIALECT.page_after_key()
     assert "LIMIT" not in sql and sql.endswith("ORDER BY BlobKey OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY")
     assert tsql_problems(sql.replace("OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY", "LIMIT ?")) == []
+
+
+# Both drivers run these statements with a list of parameters and '?' markers: pyodbc passes them
+# to the ODBC driver unchanged; mssql-python (paramstyle 'pyformat', but it accepts qmark too)
+# runs detect_and_convert_parameters first (mssql_python/parameter_helper.py), which must leave
+# qmark SQL with a list as it is and see no pyformat markers in it.
+def _placeholders(sql: str) -> int:
+    return sum(len(list(tree.find_all(exp.Placeholder))) for tree in sqlglot.parse(sql, read="tsql"))
+
+
+@pytest.mark.parametrize("name", ["upsert", "select rows", "mark deleted", "select by keys", "page after key"])
+def test_mssql_python_takes_the_same_qmark_statements_unchanged(name):
+    from mssql_python.parameter_helper import detect_and_convert_parameters, parse_pyformat_params
+
+    sql = STATEMENTS[name]
+    params = [None] * _placeholders(sql)
+    assert parse_pyformat_params(sql) == []
+    assert detect_and_convert_parameters(sql, params) == (sql, params)
+    if name == "upsert":
+        assert len(params) == len(COLUMNS)
+
+
+def test_mssql_python_parameter_check_rejects_mixed_styles():
+    """Negative control: a pyformat marker in qmark SQL is refused by the same helper."""
+    from mssql_python.parameter_helper import detect_and_convert_parameters
+
+    broken = DIALECT.upsert().replace("VALUES (?, ", "VALUES (%(BlobKey)s, ", 1)
+    with pytest.raises(TypeError):
+        detect_and_convert_parameters(broken, [None] * len(COLUMNS))

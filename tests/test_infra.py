@@ -1,0 +1,477 @@
+"""What can be checked of infra/ and azure.yaml without Azure, Bicep or .NET.
+
+Bicep cannot be compiled here (the CLI is a .NET binary fetched at install time). The templates are
+parsed with pycep-parser (Checkov's Bicep parser, PyPI) and checked mechanically:
+
+* every ``resource`` declaration is seen by the parser (none lost, no nested short-form children);
+* every resource type@apiVersion is in ``PUBLISHED`` below, each entry read from Azure/bicep-types-az
+  (``generated/<provider>/<namespace>/<version>/types.md``, the published Bicep type definitions),
+  and every property the templates set is one that file defines for that type;
+* azure.yaml's shape; the app settings: identity-based storage, mssql-python connection string, no
+  secret-looking value, BlobTriggerStarter disabled; the Event Grid subscription the hook creates.
+
+Each check is also run on a broken copy to show it rejects what it should (negative controls).
+What only a real subscription can prove (deployment succeeds, the roles suffice, the webhook
+validates, Flex runs Python 3.13 with these settings) is listed in infra/README.md.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pycep import BicepParser
+
+from shared.settings import StorageIdentity, check_sql_connection_string, storage_connection_string
+from shared.sql_store import MSSQL_PYTHON, driver_for
+from tests.test_tsql import sqlfluff_problems
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+sys.path.insert(0, str(ROOT / "scripts"))
+import azd_hooks  # noqa: E402
+
+ANY = ...  # a property whose value is free-form (an object of app settings, tags, ...)
+TYPES = "Azure/bicep-types-az generated/"
+
+# type@apiVersion -> (types.md read for it, properties it defines that the templates may set).
+# Nested dicts are the object types of those properties, also read from the same file.
+PUBLISHED: dict[str, tuple[str, dict[str, Any]]] = {
+    "Microsoft.Resources/resourceGroups@2024-03-01": (
+        "resources/microsoft.resources/2024-03-01/types.md", {"location": ANY, "tags": ANY}),
+    "Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31": (
+        "msi/microsoft.managedidentity/2023-01-31/types.md", {"location": ANY, "tags": ANY}),
+    "Microsoft.Storage/storageAccounts@2023-05-01": (
+        "storage/microsoft.storage/2023-05-01/types.md",
+        {"location": ANY, "tags": ANY, "kind": ANY, "sku": {"name": ANY},
+         # StorageAccountPropertiesCreateParametersOrStorageAccountProperties
+         "properties": {"allowBlobPublicAccess": ANY, "allowSharedKeyAccess": ANY,
+                        "defaultToOAuthAuthentication": ANY, "minimumTlsVersion": ANY,
+                        "supportsHttpsTrafficOnly": ANY}}),
+    "Microsoft.Storage/storageAccounts/blobServices@2023-05-01": (
+        "storage/microsoft.storage/2023-05-01/types.md", {}),
+    "Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01": (
+        "storage/microsoft.storage/2023-05-01/types.md", {}),
+    "Microsoft.Authorization/roleAssignments@2022-04-01": (
+        "authorization/microsoft.authorization/2022-04-01/types.md",
+        {"scope": ANY, "properties": {"roleDefinitionId": ANY, "principalId": ANY, "principalType": ANY}}),
+    "Microsoft.OperationalInsights/workspaces@2023-09-01": (
+        "operationalinsights/microsoft.operationalinsights/2023-09-01/types.md",
+        {"location": ANY, "tags": ANY, "properties": {"retentionInDays": ANY, "sku": {"name": ANY}}}),
+    "Microsoft.Insights/components@2020-02-02": (
+        "applicationinsights/microsoft.insights/2020-02-02/types.md",
+        {"location": ANY, "tags": ANY, "kind": ANY,
+         "properties": {"Application_Type": ANY, "WorkspaceResourceId": ANY, "DisableLocalAuth": ANY}}),
+    "Microsoft.Sql/servers@2023-08-01": (
+        "sql/microsoft.sql/2023-08-01/types.md",
+        {"location": ANY, "tags": ANY,
+         "properties": {"version": ANY, "minimalTlsVersion": ANY, "publicNetworkAccess": ANY,
+                        # ServerExternalAdministrator
+                        "administrators": {"administratorType": ANY, "azureADOnlyAuthentication": ANY,
+                                           "login": ANY, "sid": ANY, "tenantId": ANY,
+                                           "principalType": ANY}}}),
+    "Microsoft.Sql/servers/firewallRules@2023-08-01": (
+        "sql/microsoft.sql/2023-08-01/types.md",
+        {"properties": {"startIpAddress": ANY, "endIpAddress": ANY}}),
+    "Microsoft.Sql/servers/databases@2023-08-01": (
+        "sql/microsoft.sql/2023-08-01/types.md",
+        {"location": ANY, "tags": ANY,
+         "sku": {"name": ANY, "tier": ANY, "family": ANY, "capacity": ANY},
+         "properties": {"autoPauseDelay": ANY, "minCapacity": ANY, "maxSizeBytes": ANY,
+                        "requestedBackupStorageRedundancy": ANY}}),
+    "Microsoft.DurableTask/schedulers@2025-11-01": (
+        "durabletask/microsoft.durabletask/2025-11-01/types.md",
+        {"location": ANY, "tags": ANY, "properties": {"ipAllowlist": ANY, "sku": {"name": ANY, "capacity": ANY}}}),
+    "Microsoft.DurableTask/schedulers/taskHubs@2025-11-01": (
+        "durabletask/microsoft.durabletask/2025-11-01/types.md", {}),
+    "Microsoft.Web/serverfarms@2024-04-01": (
+        "web/microsoft.web/2024-04-01/types.md",
+        {"location": ANY, "tags": ANY, "kind": ANY, "sku": {"name": ANY, "tier": ANY},
+         "properties": {"reserved": ANY}}),
+    "Microsoft.Web/sites@2024-04-01": (
+        "web/microsoft.web/2024-04-01/types.md",
+        {"location": ANY, "tags": ANY, "kind": ANY,
+         "identity": {"type": ANY, "userAssignedIdentities": ANY},
+         # SiteProperties, FunctionAppConfig, FunctionsDeployment(Storage(Authentication)),
+         # FunctionsScaleAndConcurrency, FunctionsRuntime
+         "properties": {"serverFarmId": ANY, "httpsOnly": ANY,
+                        "functionAppConfig": {
+                            "deployment": {"storage": {"type": ANY, "value": ANY, "authentication": {
+                                "type": ANY, "userAssignedIdentityResourceId": ANY}}},
+                            "scaleAndConcurrency": {"instanceMemoryMB": ANY, "maximumInstanceCount": ANY},
+                            "runtime": {"name": ANY, "version": ANY}}}}),
+    # sites/config named 'appsettings': StringDictionaryProperties (any string values).
+    "Microsoft.Web/sites/config@2024-04-01": ("web/microsoft.web/2024-04-01/types.md", {"properties": ANY}),
+    "Microsoft.EventGrid/systemTopics@2025-02-15": (
+        "eventgrid/microsoft.eventgrid/2025-02-15/types.md",
+        {"location": ANY, "tags": ANY, "properties": {"source": ANY, "topicType": ANY}}),
+}
+STRUCTURAL = {"name", "parent", "dependsOn", "depends_on"}
+
+
+def parse(path: Path) -> dict[str, Any]:
+    return BicepParser().parse(file_path=path)
+
+
+def resources(parsed: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(symbol, type@version, body) of each resource, conditional ones unwrapped."""
+    for symbol, res in parsed["resources"].items():
+        config = res["config"]
+        if set(config) == {"condition", "config"}:
+            config = config["config"]
+        yield symbol, f"{res['type']}@{res['api_version']}", config
+
+
+def unknown_properties(body: Any, schema: Any, path: str = "") -> list[str]:
+    """Property paths set in the template that the type definition does not define."""
+    if schema is ANY or not isinstance(body, dict) or "function" in body or "operator" in body:
+        return []
+    problems = []
+    for key, value in body.items():
+        key = key.strip("'")
+        if path == "" and key in STRUCTURAL:
+            continue
+        if key not in schema:
+            problems.append(f"{path}{key}")
+        else:
+            problems += unknown_properties(value, schema[key], f"{path}{key}.")
+    return problems
+
+
+def template_problems(text: str, tmp_path: Path) -> list[str]:
+    """Everything the mechanical check finds wrong with one Bicep file's text."""
+    file = tmp_path / "template.bicep"
+    file.write_text(text)
+    try:
+        parsed = parse(file)
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the finding
+        return [f"does not parse: {type(exc).__name__}"]
+    problems = []
+    declared = re.findall(r"^resource\s+(\w+)\s+'([^']+)'", text, flags=re.M)
+    if len(declared) != len(parsed["resources"]):
+        problems.append(f"parser saw {len(parsed['resources'])} of {len(declared)} resources")
+    problems += [f"{sym}: nested short-form child {t!r}" for sym, t in declared if "@" not in t]
+    for symbol, type_version, body in resources(parsed):
+        if type_version not in PUBLISHED:
+            problems.append(f"{symbol}: {type_version} is not in the verified list")
+            continue
+        problems += [f"{symbol}: {type_version} has no property {p}"
+                     for p in unknown_properties(body, PUBLISHED[type_version][1])]
+    return problems
+
+
+BICEP_FILES = sorted(INFRA.glob("*.bicep"))
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.name)
+def test_templates_use_only_published_types_versions_and_properties(path, tmp_path):
+    assert template_problems(path.read_text(), tmp_path) == []
+
+
+APP = (INFRA / "app.bicep").read_text()
+BROKEN_TEMPLATES = {
+    "unpublished api version": APP.replace("Microsoft.Web/sites@2024-04-01", "Microsoft.Web/sites@2099-01-01"),
+    "misspelled property": APP.replace("allowSharedKeyAccess", "allowSharedKeyAcess"),
+    "property of another type": APP.replace("httpsOnly: true", "httpsOnly: true\n    minimumTlsVersion: 'TLS1_2'"),
+    "nested property not in the type": APP.replace("instanceMemoryMB: 2048", "instanceMemoryMb: 2048"),
+    "nested short-form child": APP.replace(
+        "resource taskHub 'Microsoft.DurableTask/schedulers/taskHubs@2025-11-01' = if (useDurableTaskScheduler) {\n"
+        "  parent: scheduler\n", "resource taskHub 'taskHubs' = if (useDurableTaskScheduler) {\n  parent: scheduler\n"),
+    "syntax error": APP.replace("resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {",
+                                "resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {{"),
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN_TEMPLATES))
+def test_template_check_rejects_broken_templates(name, tmp_path):
+    assert BROKEN_TEMPLATES[name] != APP
+    assert template_problems(BROKEN_TEMPLATES[name], tmp_path)
+
+
+def test_every_verified_type_is_named_in_infra_readme_with_its_source():
+    readme = (INFRA / "README.md").read_text()
+    used = {tv for path in BICEP_FILES for _, tv, _ in resources(parse(path))}
+    assert used <= set(PUBLISHED)
+    for type_version in used:
+        assert type_version in readme, type_version
+        assert PUBLISHED[type_version][0] in readme, PUBLISHED[type_version][0]
+
+
+# --- what the app gets --------------------------------------------------------------------------
+
+def by_type(parsed: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for _, type_version, body in resources(parsed):
+        found.setdefault(type_version.split("@")[0], []).append(body)
+    return found
+
+
+APP_PARSED = parse(INFRA / "app.bicep")
+RESOURCES = by_type(APP_PARSED)
+
+
+def app_settings(parsed: dict[str, Any]) -> dict[str, Any]:
+    """The literal object of app settings (the first argument of union(...))."""
+    [config] = by_type(parsed)["Microsoft.Web/sites/config"]
+    props = config["properties"]
+    literal = props["function"]["parameters"]["arg_1"] if "function" in props else props
+    return {k.strip("'"): v for k, v in literal.items()}
+
+
+SETTINGS = app_settings(APP_PARSED)
+# Bicep interpolations replaced by values of the right shape, to feed the app's own parsers.
+PLACEHOLDERS = {"${sqlServer.properties.fullyQualifiedDomainName}": "sql-x.database.windows.net",
+                "${database.name}": "images", "${identity.properties.clientId}": "00000000-0000-0000-0000-000000000001"}
+
+
+def substituted(value: str) -> str:
+    for expression, example in PLACEHOLDERS.items():
+        value = value.replace(expression, example)
+    assert "${" not in value, value
+    return value
+
+
+def test_storage_settings_are_identity_based_as_shared_settings_reads_them():
+    assert SETTINGS["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert "AzureWebJobsStorage" not in SETTINGS
+    env = {"AzureWebJobsStorage__accountName": "stexample01", "AzureWebJobsStorage__credential": "managedidentity",
+           "AzureWebJobsStorage__clientId": "00000000-0000-0000-0000-000000000001"}
+    assert set(env) <= set(SETTINGS)
+    target = storage_connection_string(env)
+    assert isinstance(target, StorageIdentity) and target.managed_identity and target.client_id
+
+
+def test_sql_connection_string_selects_mssql_python_with_the_managed_identity():
+    value = substituted(SETTINGS["SqlConnectionString"])
+    pairs = check_sql_connection_string(value)
+    assert driver_for(value) == MSSQL_PYTHON
+    assert pairs["authentication"] == "ActiveDirectoryMSI" and pairs["uid"]
+    assert not {"driver", "pwd", "password", "connection timeout"} & pairs.keys()
+
+
+SECRET = re.compile(r"(?i)(accountkey|password|pwd|sharedaccesskey|sharedaccesssignature|[?&]sig|"
+                    r"instrumentationkey|client_?secret)\s*=|[A-Za-z0-9+/]{40,}={0,2}")
+
+
+def secret_values(settings: dict[str, Any]) -> list[str]:
+    """Settings whose literal text looks like a key, password, SAS or instrumentation key."""
+    return [name for name, value in settings.items() if isinstance(value, str) and SECRET.search(value)]
+
+
+def test_no_app_setting_holds_a_secret():
+    assert secret_values(SETTINGS) == []
+    dts = APP_PARSED["variables"]["durableTaskSchedulerSettings"]["value"]
+    assert secret_values(dts["operator"]["operands"]["true_value"]) == []
+
+
+@pytest.mark.parametrize("value", [
+    "DefaultEndpointsProtocol=https;AccountName=st;AccountKey=bm90LWEta2V5;",
+    "Server=tcp:s,1433;Uid=app;Pwd=hunter2;",
+    "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://x",
+    "https://st.blob.core.windows.net/c?sv=2024&sig=abcdef",
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq",
+])
+def test_secret_check_flags_secret_looking_values(value):
+    assert secret_values({**SETTINGS, "Injected": value}) == ["Injected"]
+
+
+def test_blob_trigger_starter_is_disabled_and_reconcile_schedule_is_a_setting():
+    assert SETTINGS["AzureWebJobs.BlobTriggerStarter.Disabled"] == "true"
+    assert SETTINGS["ReconcileSchedule"] == "reconcileSchedule"  # the parameter, not a literal
+    mutated = parse_text(APP.replace("'AzureWebJobs.BlobTriggerStarter.Disabled': 'true'", ""))
+    assert "AzureWebJobs.BlobTriggerStarter.Disabled" not in app_settings(mutated)
+
+
+def parse_text(text: str) -> dict[str, Any]:
+    path = Path(__import__("tempfile").mkdtemp()) / "t.bicep"
+    path.write_text(text)
+    return parse(path)
+
+
+def test_flex_consumption_python_313_with_2048_mb_instances():
+    [plan] = RESOURCES["Microsoft.Web/serverfarms"]
+    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"} and plan["properties"]["reserved"] is True
+    [site] = RESOURCES["Microsoft.Web/sites"]
+    config = site["properties"]["functionAppConfig"]
+    assert config["runtime"] == {"name": "python", "version": "3.13"}
+    assert config["scaleAndConcurrency"]["instanceMemoryMB"] == 2048
+    assert config["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
+    assert site["identity"]["type"] == "UserAssigned"
+
+
+def test_storage_sql_and_insights_accept_no_keys_or_passwords():
+    [storage] = RESOURCES["Microsoft.Storage/storageAccounts"]
+    assert storage["properties"]["allowSharedKeyAccess"] is False
+    assert storage["properties"]["allowBlobPublicAccess"] is False
+    [server] = RESOURCES["Microsoft.Sql/servers"]
+    assert server["properties"]["administrators"]["azureADOnlyAuthentication"] is True
+    assert "administratorLoginPassword" not in server["properties"]
+    [insights] = RESOURCES["Microsoft.Insights/components"]
+    assert insights["properties"]["DisableLocalAuth"] is True
+
+
+def test_database_is_serverless_and_pauses():
+    [db] = RESOURCES["Microsoft.Sql/servers/databases"]
+    assert db["sku"]["name"].startswith("GP_S_") and db["properties"]["autoPauseDelay"] > 0
+
+
+def role_ids_granted_to_the_app() -> set[str]:
+    roles = APP_PARSED["variables"]["roles"]["value"]
+    granted = set()
+    for body in RESOURCES["Microsoft.Authorization/roleAssignments"]:
+        props = body["properties"]
+        principal = str(props["principalId"])
+        if "identity" in principal:
+            role = props["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+            role_key = role["operator"]["operands"]["operand_2"]
+            granted.add(roles[role_key])
+    return granted
+
+
+def test_identity_has_the_data_roles_durable_functions_and_the_app_need():
+    granted = role_ids_granted_to_the_app()
+    # Storage Blob Data Owner, Queue and Table Data Contributor, Monitoring Metrics Publisher,
+    # Durable Task Data Contributor (built-in role ids, as Microsoft's Durable azd templates use them).
+    assert {"b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+            "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "3913510d-42f4-4e42-8a64-420c390055eb",
+            "0ad04412-c4d5-4796-b79c-f76d14c8d402"} <= granted
+
+
+def test_durable_task_scheduler_is_an_option_driven_by_settings_only():
+    dts = APP_PARSED["variables"]["durableTaskSchedulerSettings"]["value"]["operator"]["operands"]["true_value"]
+    assert dts["AzureFunctionsJobHost__extensions__durableTask__storageProvider__type"] == "azureManaged"
+    assert dts["AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName"] == \
+        "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"
+    assert "Authentication=ManagedIdentity;ClientID=" in dts["DURABLE_TASK_SCHEDULER_CONNECTION_STRING"]
+    host = __import__("json").loads((ROOT / "host.json").read_text())
+    hub = host["extensions"]["durableTask"]["hubName"]
+    assert APP_PARSED["variables"]["taskHubName"]["value"] == hub
+    # Durable Task Scheduler allows instance ids of at most 100 characters; ours are "img-" + 64 hex.
+    assert len("img-" + "0" * 64) <= 100
+
+
+# --- the Event Grid subscription and the SQL grants the hooks create ---------------------------
+
+def subscription_problems(body: dict[str, Any]) -> list[str]:
+    props = body["properties"]
+    problems = []
+    if sorted(props["filter"]["includedEventTypes"]) != ["Microsoft.Storage.BlobCreated",
+                                                          "Microsoft.Storage.BlobDeleted"]:
+        problems.append("event types")
+    if props["filter"]["subjectBeginsWith"] != "/blobServices/default/containers/images-input/blobs/":
+        problems.append("container filter")
+    url = props["destination"]["properties"]["endpointUrl"]
+    if not re.fullmatch(r"https://[^/]+/runtime/webhooks/eventgrid\?functionName=EventGridStarter&code=.+", url):
+        problems.append("endpoint")
+    return problems
+
+
+# Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15, the version the hook PUTs:
+# EventSubscriptionProperties, WebHookEventSubscriptionDestination(Properties),
+# EventSubscriptionFilter and RetryPolicy in eventgrid/microsoft.eventgrid/2025-02-15/types.md.
+EVENT_SUBSCRIPTION = {"properties": {
+    "destination": {"endpointType": ANY, "properties": {"endpointUrl": ANY, "maxEventsPerBatch": ANY}},
+    "filter": {"includedEventTypes": ANY, "subjectBeginsWith": ANY},
+    "eventDeliverySchema": ANY,
+    "retryPolicy": {"maxDeliveryAttempts": ANY, "eventTimeToLiveInMinutes": ANY}}}
+
+
+def test_event_subscription_sends_blob_created_and_deleted_in_images_input_to_the_starter():
+    body = azd_hooks.event_subscription_body("func-x.azurewebsites.net", "k")
+    assert subscription_problems(body) == []
+    assert unknown_properties(body, EVENT_SUBSCRIPTION) == []
+    assert azd_hooks.API["eventgrid"] == "2025-02-15"
+    [topic] = RESOURCES["Microsoft.EventGrid/systemTopics"]
+    assert topic["properties"]["topicType"] == "Microsoft.Storage.StorageAccounts"
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda b: b["properties"]["filter"].update(includedEventTypes=["Microsoft.Storage.BlobCreated"]),
+    lambda b: b["properties"]["filter"].update(subjectBeginsWith="/blobServices/default/containers/other/"),
+    lambda b: b["properties"]["destination"]["properties"].update(
+        endpointUrl="https://x/runtime/webhooks/blobs?functionName=Host.Functions.BlobTriggerStarter&code=k"),
+])
+def test_subscription_check_rejects_wrong_filters_or_endpoint(mutate):
+    body = azd_hooks.event_subscription_body("func-x.azurewebsites.net", "k")
+    mutate(body)
+    assert subscription_problems(body)
+
+
+def test_sql_grants_are_valid_tsql_and_match_readme():
+    """sqlglot has no grammar for CREATE USER / ALTER ROLE (it falls back to a Command), so these
+    are checked by sqlfluff's T-SQL grammar alone, which is shown below to reject broken ones."""
+    statements = azd_hooks.grant_sql_statements("id-abc123")
+    assert statements[0].endswith("CREATE USER [id-abc123] FROM EXTERNAL PROVIDER;")
+    for statement in statements:
+        assert sqlfluff_problems(statement) == [], statement
+    readme = (ROOT / "README.md").read_text()
+    for role in azd_hooks.DATABASE_ROLES:
+        assert f"ALTER ROLE {role} ADD MEMBER" in readme
+
+
+@pytest.mark.parametrize("broken", [
+    "CREATE USER [id-abc123] FROM EXTERNAL;",
+    "ALTER ROLE db_datareader ADD [id-abc123];",
+    "IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'x' CREATE USER [x] FROM EXTERNAL PROVIDER;",
+])
+def test_grant_check_rejects_broken_statements(broken):
+    assert sqlfluff_problems(broken)
+
+
+@pytest.mark.parametrize("name", ["id-x]; DROP TABLE ImageMetadata; --", "id x", "", "-id"])
+def test_grants_refuse_names_that_are_not_managed_identity_names(name):
+    with pytest.raises(ValueError, match="not a managed identity name"):
+        azd_hooks.grant_sql_statements(name)
+
+
+def test_blocked_client_ip_is_read_from_the_sql_firewall_error():
+    message = ("Cannot open server 'sql-x' requested by the login. Client with IP address '203.0.113.7' is "
+               "not allowed to access the server. (40615)")
+    assert azd_hooks.blocked_client_ip(message) == "203.0.113.7"
+    assert azd_hooks.blocked_client_ip("Login failed for user '<token-identified principal>'. (18456)") is None
+
+
+# --- azure.yaml ---------------------------------------------------------------------------------
+
+def azure_yaml_problems(doc: dict[str, Any]) -> list[str]:
+    problems = []
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", str(doc.get("name", ""))):
+        problems.append("name")
+    service = doc.get("services", {}).get("processor", {})
+    if (service.get("language"), service.get("host"), service.get("project")) != ("python", "function", "."):
+        problems.append("service")
+    if not (ROOT / doc.get("infra", {}).get("path", "infra") / "main.bicep").exists():
+        problems.append("infra path")
+    for event in ("postprovision", "postdeploy"):
+        run = doc.get("hooks", {}).get(event, {}).get("posix", {}).get("run", "")
+        script, *args = run.split()
+        if not (ROOT / script).exists() or not args or args[0] not in ("grant-sql", "subscribe-events"):
+            problems.append(f"hook {event}")
+    return problems
+
+
+AZURE_YAML = yaml.safe_load((ROOT / "azure.yaml").read_text())
+
+
+def test_azure_yaml_names_the_service_infra_and_hooks():
+    assert azure_yaml_problems(AZURE_YAML) == []
+    # The service name azd deploys to is the tag on the function app.
+    [site] = RESOURCES["Microsoft.Web/sites"]
+    assert "processor" in str(site["tags"]) and "processor" in AZURE_YAML["services"]
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d.update(name="Image_Indexer"),
+    lambda d: d["services"]["processor"].update(host="appservice"),
+    lambda d: d["hooks"]["postdeploy"]["posix"].update(run="scripts/missing.sh subscribe-events"),
+    lambda d: d["hooks"]["postprovision"]["posix"].update(run="scripts/azd-hook.sh drop-database"),
+])
+def test_azure_yaml_check_rejects_broken_variants(mutate):
+    doc = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    mutate(doc)
+    assert azure_yaml_problems(doc)
