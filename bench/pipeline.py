@@ -1,10 +1,11 @@
 """End-to-end benchmark: N small images through Azurite + the local host + SQLite.
 
-    .venv/bin/python -m bench.pipeline [--count 1000] [--workers 4]
+    .venv/bin/python -m bench.pipeline [--count 1000] [--workers 4] [--rate 60] [--starter blob|eventgrid]
 
 Measures sustained throughput (images/s from the first upload to the last row), upload-to-row
 latency (p50, p95, max; upload completion to the row's ProcessedAt) and where the time goes,
-read back from the host's durable history, plus CPU seconds of the host and of Azurite.
+read back from the host's durable history, plus CPU seconds of the host and of Azurite, and
+what reached the starter per image (the blob trigger: the whole blob; Event Grid: the event JSON).
 Results go to bench/results/pipeline.json.
 """
 
@@ -78,13 +79,21 @@ def history_breakdown(db_path: Path) -> dict[str, float]:
     return {k: round(statistics.median(v), 4) for k, v in stages.items() if v}
 
 
-def run(count: int, workers: int, rate: float | None = None, poll_interval: float = 0.5) -> dict[str, Any]:
+STARTER_SETTINGS = {
+    "blob": {"AzureWebJobs.EventGridStarter.Disabled": "true", "AzureWebJobs.BlobTriggerStarter.Disabled": "false"},
+    "eventgrid": {"AzureWebJobs.EventGridStarter.Disabled": "false", "AzureWebJobs.BlobTriggerStarter.Disabled": "true"},
+}
+
+
+def run(count: int, workers: int, rate: float | None = None, poll_interval: float = 0.5,
+        starter: str = "blob") -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     azurite = Azurite.start(port=free_port(), location=work / "azurite")
     sql = f"Driver={{SQLite3}};Database={work / 'images.db'};Timeout=2000;"
     SqlStore(sql).ensure_schema()
     ensure_container(azurite.connection_string, "images-input")
-    host = HostProcess(work / "state", azurite.connection_string, sql, {"DEVHOST_LOG": "ERROR"},
+    host = HostProcess(work / "state", azurite.connection_string, sql,
+                       {"DEVHOST_LOG": "ERROR", **STARTER_SETTINGS[starter]},
                        poll_interval=poll_interval, workers=workers)
     blobs = {f"bench/{i:05d}.{'png' if i % 2 else 'jpg'}":
              samples.encode(samples.picture((64 + i % 50, 48), seed=i), "PNG" if i % 2 else "JPEG")
@@ -121,11 +130,21 @@ def run(count: int, workers: int, rate: float | None = None, poll_interval: floa
     azurite.stop()
     if len(rows) < count:
         raise SystemExit(f"only {len(rows)} of {count} rows after 600 s")
+    stats = json.loads((work / "state" / "host-stats.json").read_text())
     processed = {r["BlobName"]: datetime.strptime(r["ProcessedAt"], "%Y-%m-%d %H:%M:%S.%f")
                  .replace(tzinfo=UTC).timestamp() for r in rows}
     latencies = [processed[n] - uploaded[n] for n in blobs]
     span = max(processed.values()) - start
+    shipped = stats["blob_trigger"] if starter == "blob" else stats["event_grid"]
     return {
+        "starter": starter,
+        # What reached the starter per image: the blob trigger's whole downloaded body, or the event JSON.
+        "starter_input_bytes_per_image": {
+            "blob_bytes": round(stats["blob_trigger"]["blob_bytes"] / count, 1),
+            "event_json_bytes": round(stats["event_grid"]["event_bytes"] / count, 1),
+            "mean_image_bytes": round(sum(len(b) for b in blobs.values()) / count, 1),
+            "starter_invocations": shipped["invocations"],
+        },
         "images": count, "host_workers": workers, "poll_interval_s": poll_interval, "cpus": os.cpu_count(),
         "upload_seconds": round(upload_seconds, 2),
         "images_per_s": round(count / span, 1),
@@ -146,10 +165,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--poll-interval", type=float, default=0.5)
     parser.add_argument("--rate", type=float, default=None, help="pace uploads at this many per second")
+    parser.add_argument("--starter", choices=sorted(STARTER_SETTINGS), default="blob",
+                        help="blob trigger (polling) or Event Grid (emulated) starter")
     args = parser.parse_args()
-    result = run(args.count, args.workers, args.rate, args.poll_interval)
+    result = run(args.count, args.workers, args.rate, args.poll_interval, args.starter)
     RESULTS.mkdir(exist_ok=True)
-    name = f"pipeline-rate{int(args.rate)}.json" if args.rate else "pipeline.json"
+    stem = "pipeline" if args.starter == "blob" else "pipeline-eventgrid"
+    name = f"{stem}-rate{int(args.rate)}.json" if args.rate else f"{stem}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0

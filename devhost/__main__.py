@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from devhost.eventgrid import DeliveryPolicy
 from devhost.functions import APP_ROOT
 from devhost.host import HostConfig, LocalHost, load_local_settings, run_host
 from devhost.services import Azurite, ServiceError, storage_connection_string
@@ -131,7 +132,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _host_config(values: dict[str, str], state: Path, port: int = 0, workers: int = 2) -> HostConfig:
-    return HostConfig(state_dir=state, port=port, workers=workers, settings=values)
+    """EVENTGRID_DUPLICATE_RATE, EVENTGRID_REORDER_RATE and EVENTGRID_SEED tune the emulated Event Grid."""
+    policy = DeliveryPolicy(duplicate_rate=float(os.environ.get("EVENTGRID_DUPLICATE_RATE", "0.1")),
+                            reorder_rate=float(os.environ.get("EVENTGRID_REORDER_RATE", "0.2")),
+                            seed=int(os.environ.get("EVENTGRID_SEED", "0")))
+    return HostConfig(state_dir=state, port=port, workers=workers, settings=values, eventgrid=policy)
 
 
 def cmd_host(args: argparse.Namespace) -> int:
@@ -158,6 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     def ready(host: LocalHost) -> None:
         print(f"Azurite on 127.0.0.1:{azurite.port}; watching '{INPUT_CONTAINER}'. Upload with "
               "'make upload FILES=...', see rows with 'make show'. Ctrl-C stops.", flush=True)
+        print(f"Event Grid webhook: http://127.0.0.1:{host.port}/runtime/webhooks/eventgrid?functionName="
+              f"EventGridStarter; run a timer now: POST http://127.0.0.1:{host.port}/admin/functions/<name>",
+              flush=True)
 
     try:
         asyncio.run(run_host(_host_config(values, LOCAL / "host", args.port), ready=ready))

@@ -7,6 +7,7 @@ is loaded and invoked only by Microsoft's worker (devhost.worker), never importe
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 
 from devhost.worker import Data, FunctionWorker, InvocationFailed
 
-SUPPORTED_TRIGGERS = {"blobTrigger", "orchestrationTrigger", "activityTrigger"}
+SUPPORTED_TRIGGERS = {"blobTrigger", "orchestrationTrigger", "activityTrigger", "eventGridTrigger",
+                      "timerTrigger"}
 SUPPORTED_BINDINGS = SUPPORTED_TRIGGERS | {"durableClient"}
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,10 +60,20 @@ def check_v1_layout(app_root: Path) -> None:
                            "programming model and ignore the function.json folders. Remove it.")
 
 
+def is_disabled(name: str, env: dict[str, str] | None = None) -> bool:
+    """The app setting ``AzureWebJobs.<name>.Disabled`` set to true or 1 switches a function off
+    (MicrosoftDocs azure-docs, articles/azure-functions/disable-function.md)."""
+    value = (os.environ if env is None else env).get(f"AzureWebJobs.{name}.Disabled", "")
+    return value.strip().lower() in ("true", "1")
+
+
 def discover(app_root: Path = APP_ROOT) -> dict[str, FunctionSpec]:
+    """The enabled functions of the app (a disabled one is not loaded: its trigger never fires)."""
     check_v1_layout(app_root)
     specs = {}
     for path in sorted(app_root.glob("*/function.json")):
+        if is_disabled(path.parent.name):
+            continue
         spec = load_spec(path.parent)
         specs[spec.name] = spec
     return specs

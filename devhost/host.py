@@ -20,6 +20,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from aiohttp import web
 from devhost.blob_trigger import trigger_input
 from devhost.client_api import build_app, client_binding
 from devhost.engine import Engine, WorkItem, invoke_activity
+from devhost.eventgrid import ContainerDiff, DeliveryPolicy, EventGridEmulator, webhook_handler
 from devhost.functions import APP_ROOT, FunctionSpec, discover, registries
+from devhost.timers import next_occurrence, resolve_schedule, timer_input
 from devhost.worker import Data, FunctionWorker, load_app
 from shared.blob_access import list_blob_refs, service_client
 from shared.models import BlobRef
@@ -82,6 +85,9 @@ class HostConfig:
     task_hub: str = "ImageIndexHub"
     app_root: Path = APP_ROOT
     settings: dict[str, str] = field(default_factory=dict)
+    # The container the emulated Event Grid subscription covers, and how it delivers.
+    eventgrid_container: str = "images-input"
+    eventgrid: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
 
 @dataclass
@@ -121,6 +127,16 @@ class LocalHost:
         self.port = 0
         self.system_key = secrets.token_urlsafe(24)  # the extension's webhook key ('code=')
         self.trigger_bytes = 0  # blob bytes the trigger shipped to the worker (the host downloads them all)
+        self.trigger_invocations = 0
+        self.event_bytes = 0  # event JSON shipped to the Event Grid trigger (never a blob byte)
+        self.event_invocations = 0
+        self.eventgrid_specs = {n: s for n, s in self.specs.items() if s.trigger["type"] == "eventGridTrigger"}
+        self.timer_specs = {n: s for n, s in self.specs.items() if s.trigger["type"] == "timerTrigger"}
+        self.timer_schedules = {n: resolve_schedule(s.trigger.get("schedule", "")) for n, s in self.timer_specs.items()}
+        for schedule in self.timer_schedules.values():
+            next_occurrence(schedule, time_now())  # a bad schedule stops the host at start, with the reason
+        self.eventgrid = EventGridEmulator(self._deliver_event, config.eventgrid)
+        self._timer_last: dict[str, Any] = {}
 
     def _watch_for(self, spec: FunctionSpec) -> BlobWatch:
         trigger = spec.trigger
@@ -137,7 +153,11 @@ class LocalHost:
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
         self.engine.on_change = self._wake.set
-        self._runner = web.AppRunner(build_app(self.engine, self.system_key), access_log=None)
+        app = build_app(self.engine, self.system_key)
+        app.router.add_post("/runtime/webhooks/eventgrid",
+                            webhook_handler(self.invoke_event, lambda: set(self.eventgrid_specs)))
+        app.router.add_post("/admin/functions/{name}", self._admin_run)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.config.port)
         try:
@@ -154,13 +174,28 @@ class LocalHost:
         await self.start()
         tasks = [asyncio.create_task(self._dispatch())]
         tasks += [asyncio.create_task(self._poll(w)) for w in self.watches]
+        if self.eventgrid_specs:
+            tasks.append(asyncio.create_task(self._watch_events()))
+        tasks += [asyncio.create_task(self._run_timer(n)) for n in self.timer_specs]
         await self._stopping.wait()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._inflight:
             await asyncio.wait(list(self._inflight.values()), timeout=30)
+        self.write_stats()
         await self.close()
+
+    def write_stats(self) -> None:
+        """What the starters were sent, for benchmarks and tests: <state>/host-stats.json."""
+        stats = {
+            "blob_trigger": {"invocations": self.trigger_invocations, "blob_bytes": self.trigger_bytes},
+            "event_grid": {"invocations": self.event_invocations, "event_bytes": self.event_bytes,
+                           "delivered": self.eventgrid.delivered, "duplicated": self.eventgrid.duplicated,
+                           "reordered": self.eventgrid.reordered,
+                           "dead_lettered": len(self.eventgrid.dead_lettered)},
+        }
+        (self.config.state_dir / "host-stats.json").write_text(json.dumps(stats, indent=2))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -237,6 +272,7 @@ class LocalHost:
                 return
             tries = self._tries.get(key, 0)
         self.trigger_bytes += len(fired.body)
+        self.trigger_invocations += 1
         inputs = {watch.spec.trigger["name"]: Data("bytes", fired.body), watch.client_param: Data("string", self.binding)}
         try:
             await self.worker.invoke_async(watch.spec.name, inputs, fired.metadata)
@@ -250,6 +286,96 @@ class LocalHost:
             return
         kill_point("after-start")
         self._write_receipt(watch, ref, "done", tries + 1, None)
+
+    # -- Event Grid (emulated: Azurite has none) and its webhook -----------------------------------
+    async def invoke_event(self, name: str, event: dict[str, Any]) -> None:
+        """One eventGridTrigger invocation: the event as JSON TypedData and the extension's trigger
+        metadata ``data`` (EventGridTriggerAttributeBindingProvider binds {"data": event.data})."""
+        spec = self.eventgrid_specs[name]
+        client = spec.binding("durableClient")
+        body = json.dumps(event)
+        self.event_bytes += len(body)
+        self.event_invocations += 1
+        inputs = {spec.trigger["name"]: Data("json", body)}
+        if client is not None:
+            inputs[client["name"]] = Data("string", self.binding)
+        await self.worker.invoke_async(name, inputs, {"data": Data.json_of(event.get("data"))})
+
+    async def _deliver_event(self, event: dict[str, Any]) -> None:
+        """Every subscribed function gets the event (one subscription per eventGridTrigger function)."""
+        for name in self.eventgrid_specs:
+            await self.invoke_event(name, event)
+
+    async def _watch_events(self) -> None:
+        """Diff the container per poll into Blob Storage events and deliver them as Event Grid does."""
+        conn = os.environ.get("AzureWebJobsStorage", "")
+        container = self.config.eventgrid_container
+        diff = ContainerDiff(self.engine.db, container)
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            try:
+                refs = await loop.run_in_executor(None, lambda: list(list_blob_refs(conn, container)))
+                events = diff.events(refs)
+            except Exception as exc:  # noqa: BLE001 - storage down: say so, keep watching
+                log.error("event grid: cannot list %r: %s", container, exc)
+                events = []
+            order = self.eventgrid.schedule(events) if events else self.eventgrid.flush()
+            if order:
+                await self.eventgrid.send(order)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.config.poll_interval)
+            except TimeoutError:
+                pass
+
+    # -- timer triggers -------------------------------------------------------------------------
+    async def invoke_timer(self, name: str, past_due: bool = False) -> None:
+        """One timerTrigger invocation with the host's TimerInfo JSON (devhost.timers)."""
+        spec = self.timer_specs[name]
+        now = time_now()
+        inputs = {spec.trigger["name"]: Data("json", timer_input(self._timer_last.get(name),
+                                                                next_occurrence(self.timer_schedules[name], now),
+                                                                now, past_due))}
+        client = spec.binding("durableClient")
+        if client is not None:
+            inputs[client["name"]] = Data("string", self.binding)
+        self._timer_last[name] = now
+        await self.worker.invoke_async(name, inputs)
+
+    async def _run_timer(self, name: str) -> None:
+        while not self._stopping.is_set():
+            due = next_occurrence(self.timer_schedules[name], time_now())
+            try:
+                await asyncio.wait_for(self._stopping.wait(), max(0.0, (due - time_now()).total_seconds()))
+                return
+            except TimeoutError:
+                pass
+            try:
+                await self.invoke_timer(name)
+            except Exception as exc:  # noqa: BLE001 - a failed run waits for its next occurrence
+                log.error("timer %s failed: %s", name, exc)
+
+    async def _admin_run(self, request: web.Request) -> web.Response:
+        """POST /admin/functions/<name>: run a non-HTTP function now, as the host's admin API does
+        (MicrosoftDocs functions-manually-run-non-http.md; answers 202). Timer and Event Grid
+        functions here; for Event Grid the body's "input" is the event JSON."""
+        name = request.match_info["name"]
+        try:
+            body = json.loads(await request.text() or "{}")
+        except ValueError:
+            return web.Response(status=400, text="the body must be JSON, e.g. {\"input\": \"\"}")
+        if name in self.timer_specs:
+            asyncio.get_running_loop().create_task(self._admin_timer(name))
+            return web.Response(status=202)
+        if name in self.eventgrid_specs and isinstance(body.get("input"), str) and body["input"]:
+            await self.invoke_event(name, json.loads(body["input"]))
+            return web.Response(status=202)
+        return web.Response(status=404, text=f"no timer or Event Grid function {name!r} is enabled")
+
+    async def _admin_timer(self, name: str) -> None:
+        try:
+            await self.invoke_timer(name)
+        except Exception as exc:  # noqa: BLE001
+            log.error("timer %s (run on demand) failed: %s", name, exc)
 
     def poison(self) -> list[dict[str, Any]]:
         rows = self.engine.db.execute("SELECT container, name, etag, tries, reason FROM receipts "
@@ -309,6 +435,10 @@ class LocalHost:
             batch, self._results = self._results, []
             kill_point("activity-done")
             self.engine.complete_activities(batch)
+
+
+def time_now() -> datetime:
+    return datetime.now(UTC)
 
 
 _WORKER_ACTIVITIES: dict[str, Any] = {}

@@ -298,3 +298,32 @@ def check_storage(connection_string: StorageTarget) -> str | None:
     except (StorageUnavailableError, ConfigurationError) as exc:
         return str(exc)
     return None
+
+
+def _ref_from_properties(container: str, url: str, props: Any) -> BlobRef:
+    return BlobRef(
+        container=container,
+        name=props.name,
+        etag=normalise_etag(props.etag),
+        size=props.size,
+        last_modified=_iso(props.last_modified),
+        url=url,
+        content_type=props.content_settings.content_type if props.content_settings else None,
+    )
+
+
+def list_blob_pages(
+    connection_string: str, container: str, page_size: int = 5000, prefix: str | None = None
+) -> Iterator[list[BlobRef]]:
+    """The container one List Blobs page at a time (continuation token followed), never all at once."""
+    client = service_client(connection_string).get_container_client(container)
+    pages = client.list_blobs(name_starts_with=prefix, results_per_page=page_size).by_page()
+    done = object()
+
+    def fetch() -> Any:
+        page = next(pages, done)  # the List Blobs request happens here
+        return page if page is done else list(page)
+
+    while (page := storage_call(connection_string, f"list container {container!r}", fetch)) is not done:
+        # A page may be empty while a continuation token still follows (Azure may return one).
+        yield [_ref_from_properties(container, f"{client.url}/{p.name}", p) for p in page]

@@ -15,6 +15,8 @@ T = TypeVar("T")
 STATUS_PROCESSED = "processed"
 STATUS_REJECTED = "rejected"
 STATUS_FAILED = "failed"
+# The blob is gone: the row is kept (what the image was) with the time it was seen deleted.
+STATUS_DELETED = "deleted"
 
 # Bumped whenever a change could alter what an image's row says; every row records the
 # version that wrote it, so rows written by an older extractor can be found and re-run.
@@ -47,6 +49,8 @@ class BlobRef:
     last_modified: str | None = None
     url: str | None = None
     content_type: str | None = None
+    # Event Grid's per-blob order of events (compared as strings), when the version came from one.
+    sequencer: str | None = None
 
     @property
     def file_name(self) -> str:
@@ -137,6 +141,7 @@ class ImageRecord:
     error: str | None = None
     instance_id: str | None = None
     metadata: ImageMetadata = field(default_factory=ImageMetadata)
+    sequencer: str | None = None
 
     @property
     def size_kb(self) -> float | None:
@@ -164,6 +169,7 @@ class ImageRecord:
             error=error,
             instance_id=instance_id,
             metadata=metadata or ImageMetadata(),
+            sequencer=blob.sequencer,
         )
 
     def to_dict(self) -> dict[str, Any]:

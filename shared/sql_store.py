@@ -37,7 +37,7 @@ from typing import Any
 import pyodbc
 
 from shared.errors import ConfigurationError, DatabaseUnavailableError, DriverNotInstalledError
-from shared.models import EXTRACTOR_VERSION, STATUS_PROCESSED, ImageRecord
+from shared.models import EXTRACTOR_VERSION, STATUS_DELETED, STATUS_PROCESSED, ImageRecord
 from shared.settings import check_sql_connection_string
 
 TABLE = "ImageMetadata"
@@ -155,9 +155,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("ExtractorVersion", "int",
            value=lambda r: r.metadata.extractor_version or EXTRACTOR_VERSION),
     Column("MetadataWarnings", "text", 2000, _json_list("warnings", 2000)),
+    Column("Sequencer", "text", 64, lambda r: r.sequencer),
+    Column("DeletedAt", "datetime", value=lambda r: None),
 )
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 _UPDATED = tuple(c for c in COLUMNS if c.name != "BlobKey")
+# What a deletion writes (a tombstone when no row exists yet); Status is always 'deleted'.
+DELETE_COLUMNS = ("BlobKey", "Container", "BlobName", "FileName", "ETag", "Sequencer", "DeletedAt",
+                  "ProcessedAt")
 
 
 class Dialect:
@@ -179,15 +184,67 @@ class Dialect:
     def probe_columns(self) -> str:
         return f"SELECT * FROM {TABLE} WHERE 1 = 0"
 
+    def ordinal(self, expr: str) -> str:
+        """Compare Event Grid sequencers as plain strings (code points), whatever the collation."""
+        return expr
+
     def apply_condition(self, old: str, new: str) -> str:
-        """When a write may replace the stored row: same version (never downgrading a
-        processed row), or a version at least as new as the stored one."""
-        return (
-            f"(({old}.ETag = {new}.ETag AND ({old}.Status <> '{STATUS_PROCESSED}' "
-            f"OR {new}.Status = '{STATUS_PROCESSED}')) "
-            f"OR ({old}.ETag <> {new}.ETag AND ({old}.BlobLastModified IS NULL "
-            f"OR {new}.BlobLastModified IS NULL OR {new}.BlobLastModified >= {old}.BlobLastModified)))"
+        """When a run's write may replace the stored row.
+
+        A live row: same version (never downgrading a processed row), or a version at least
+        as new as the stored one. A deleted row: only another version, newer than the deleted
+        one (a late run of the deleted version must not bring it back). Where both rows carry
+        an Event Grid sequencer, an older sequencer never wins.
+        """
+        o = self.ordinal
+        seq_known = f"{old}.Sequencer IS NULL OR {new}.Sequencer IS NULL"
+        lm_not_older = (f"({old}.BlobLastModified IS NULL OR {new}.BlobLastModified IS NULL "
+                        f"OR {new}.BlobLastModified >= {old}.BlobLastModified)")
+        other_version = f"({old}.ETag IS NULL OR {old}.ETag <> {new}.ETag)"
+        live = (
+            f"({old}.Status <> '{STATUS_DELETED}' "
+            f"AND ({seq_known} OR {o(new + '.Sequencer')} >= {o(old + '.Sequencer')}) "
+            f"AND (({old}.ETag = {new}.ETag AND ({old}.Status <> '{STATUS_PROCESSED}' "
+            f"OR {new}.Status = '{STATUS_PROCESSED}')) OR ({other_version} AND {lm_not_older})))"
         )
+        gone = (
+            f"({old}.Status = '{STATUS_DELETED}' AND {other_version} AND {lm_not_older} "
+            f"AND ({seq_known} OR {o(new + '.Sequencer')} > {o(old + '.Sequencer')}))"
+        )
+        return f"({live} OR {gone})"
+
+    def delete_condition(self, old: str, new: str) -> str:
+        """When a deletion may mark the stored row deleted.
+
+        ``new.ETag`` set (reconciliation): only the version that was seen gone. Both
+        sequencers known: only a later event. Otherwise only a live row whose version is not
+        newer than the deletion (``new.DeletedAt``).
+        """
+        o = self.ordinal
+        return (
+            f"(({new}.ETag IS NULL OR {old}.ETag = {new}.ETag) AND ("
+            f"({old}.Sequencer IS NOT NULL AND {new}.Sequencer IS NOT NULL "
+            f"AND {o(new + '.Sequencer')} > {o(old + '.Sequencer')}) "
+            f"OR (({old}.Sequencer IS NULL OR {new}.Sequencer IS NULL) "
+            f"AND {old}.Status <> '{STATUS_DELETED}' AND ({old}.BlobLastModified IS NULL "
+            f"OR {new}.DeletedAt IS NULL OR {old}.BlobLastModified <= {new}.DeletedAt))))"
+        )
+
+    def mark_deleted(self) -> str:
+        """Insert a tombstone, or mark the row deleted when ``delete_condition`` allows it.
+        Parameters: the ``DELETE_COLUMNS`` in order."""
+        raise NotImplementedError
+
+    def select_by_keys(self, count: int) -> str:
+        """The state of up to ``count`` rows, by BlobKey (one reconciliation page)."""
+        marks = ", ".join("?" for _ in range(count))
+        return (f"SELECT BlobKey, BlobName, ETag, Status, Sequencer FROM {TABLE} "
+                f"WHERE BlobKey IN ({marks})")
+
+    def page_after_key(self) -> str:
+        """Keyset page of rows not deleted in one container: (Container, after BlobKey, limit)."""
+        return (f"SELECT BlobKey, BlobName, ETag, Status FROM {TABLE} WHERE Container = ? "
+                f"AND Status <> '{STATUS_DELETED}' AND BlobKey > ? ORDER BY BlobKey LIMIT ?")
 
     def schema_lock(self) -> str | None:
         """A statement that makes concurrent migrators (cold-started instances) take turns until
@@ -257,6 +314,9 @@ class SQLiteDialect(Dialect):
             f"{sets} WHERE {self.apply_condition(TABLE, 'excluded')}"
         )
 
+    def mark_deleted(self) -> str:
+        return _insert_or_mark_deleted(self, "excluded")
+
     def to_db(self, col: Column, value: Any) -> Any:
         # Text in one fixed format keeps ordering right (the driver would cut datetimes to ms).
         if isinstance(value, datetime):
@@ -308,6 +368,12 @@ class PostgresDialect(Dialect):
             f"{sets} WHERE {self.apply_condition(TABLE, 'EXCLUDED')}"
         )
 
+    def ordinal(self, expr: str) -> str:
+        return f'{expr} COLLATE "C"'
+
+    def mark_deleted(self) -> str:
+        return _insert_or_mark_deleted(self, "EXCLUDED")
+
 
 class TSqlDialect(Dialect):
     name = "tsql"
@@ -349,6 +415,39 @@ class TSqlDialect(Dialect):
             f"WHEN MATCHED AND {self.apply_condition('t', 's')} THEN UPDATE SET {sets} "
             f"WHEN NOT MATCHED BY TARGET THEN INSERT ({cols}) VALUES ({values});"
         )
+
+    def ordinal(self, expr: str) -> str:
+        return f"{expr} COLLATE Latin1_General_100_BIN2"
+
+    def mark_deleted(self) -> str:
+        cols = ", ".join(DELETE_COLUMNS)
+        marks = ", ".join("?" for _ in DELETE_COLUMNS)
+        values = ", ".join(f"s.{c}" for c in DELETE_COLUMNS)
+        return (
+            f"MERGE INTO dbo.{TABLE} WITH (HOLDLOCK) AS t "
+            f"USING (VALUES ({marks})) AS s ({cols}) ON t.BlobKey = s.BlobKey "
+            f"WHEN MATCHED AND {self.delete_condition('t', 's')} THEN UPDATE SET "
+            f"t.Status = '{STATUS_DELETED}', t.DeletedAt = s.DeletedAt, "
+            "t.Sequencer = COALESCE(s.Sequencer, t.Sequencer) "
+            f"WHEN NOT MATCHED BY TARGET THEN INSERT ({cols}, Status) VALUES ({values}, '{STATUS_DELETED}');"
+        )
+
+    def page_after_key(self) -> str:
+        return (f"SELECT BlobKey, BlobName, ETag, Status FROM dbo.{TABLE} WHERE Container = ? "
+                f"AND Status <> '{STATUS_DELETED}' AND BlobKey > ? ORDER BY BlobKey "
+                "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY")
+
+
+def _insert_or_mark_deleted(dialect: Dialect, new: str) -> str:
+    """SQLite and PostgreSQL share the ON CONFLICT form of the deletion."""
+    cols = ", ".join(DELETE_COLUMNS)
+    marks = ", ".join("?" for _ in DELETE_COLUMNS)
+    return (
+        f"INSERT INTO {TABLE} ({cols}, Status) VALUES ({marks}, '{STATUS_DELETED}') "
+        f"ON CONFLICT (BlobKey) DO UPDATE SET Status = '{STATUS_DELETED}', "
+        f"DeletedAt = {new}.DeletedAt, Sequencer = COALESCE({new}.Sequencer, {TABLE}.Sequencer) "
+        f"WHERE {dialect.delete_condition(TABLE, new)}"
+    )
 
 
 # ---- Issue 10: query support, created by the migration in every dialect ----------------
@@ -745,6 +844,55 @@ class SqlStore:
             return cursor.rowcount != 0
 
         return self._run(write)
+
+    def mark_deleted(
+        self, container: str, blob_name: str, *, deleted_at: datetime, sequencer: str | None = None,
+        etag: str | None = None,
+    ) -> bool:
+        """Record that the blob is gone; False when a newer state was kept (see delete_condition).
+
+        ``etag`` limits the deletion to that version (reconciliation saw exactly it gone);
+        ``sequencer`` orders it against Event Grid events of the same blob.
+        """
+        self.ensure_schema()
+        dialect = self.dialect
+        when = deleted_at.astimezone(UTC).replace(tzinfo=None) if deleted_at.tzinfo else deleted_at
+        now = datetime.now(UTC).replace(tzinfo=None)
+        params = [blob_key(container, blob_name), container, blob_name,
+                  blob_name.rsplit("/", 1)[-1] or blob_name, etag, sequencer,
+                  dialect.to_db(COLUMNS[0], when), dialect.to_db(COLUMNS[0], now)]
+
+        def write(cursor: pyodbc.Cursor) -> bool:
+            cursor.execute(dialect.mark_deleted(), params)
+            return cursor.rowcount != 0
+
+        return self._run(write)
+
+    def rows_by_keys(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """BlobKey -> {BlobName, ETag, Status, Sequencer} for the rows that exist among ``keys``."""
+        self.ensure_schema()
+        if not keys:
+            return {}
+        sql = self.dialect.select_by_keys(len(keys))
+
+        def read(cursor: pyodbc.Cursor) -> dict[str, dict[str, Any]]:
+            cursor.execute(sql, keys)
+            return {row[0].strip(): {"BlobName": row[1], "ETag": row[2], "Status": row[3], "Sequencer": row[4]}
+                    for row in cursor.fetchall()}
+
+        return self._run(read)
+
+    def page_live_rows(self, container: str, after_key: str, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows not deleted, BlobKey after ``after_key`` (keyset paging, index-backed)."""
+        self.ensure_schema()
+        sql = self.dialect.page_after_key()
+
+        def read(cursor: pyodbc.Cursor) -> list[dict[str, Any]]:
+            cursor.execute(sql, (container, after_key, limit))
+            return [{"BlobKey": r[0].strip(), "BlobName": r[1], "ETag": r[2], "Status": r[3]}
+                    for r in cursor.fetchall()]
+
+        return self._run(read)
 
     def rows(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Read rows as dicts keyed by the column names above (for tools and tests)."""

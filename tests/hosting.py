@@ -21,6 +21,8 @@ class HostProcess:
     def __init__(self, state: Path, storage: str, sql: str, extra_env: dict[str, str] | None = None,
                  poll_interval: float = 0.2, workers: int = 2) -> None:
         env = {k: v for k, v in os.environ.items() if k != "DEVHOST_KILL_AT"}
+        # Reconciliation runs only where a test asks for it (its timer would fire at random moments).
+        env["AzureWebJobs.ReconcileBlobs.Disabled"] = "true"
         env.update({"AzureWebJobsStorage": storage, "SqlConnectionString": sql,
                     "RetryDelaysSeconds": "0.5,1,1,2,2,3,3,5", "DEVHOST_LOG": "WARNING", **(extra_env or {})})
         self.log = state.parent / f"{state.name}-host.log"

@@ -1,4 +1,4 @@
-"""The four function folders: bindings as the Functions host will read them."""
+"""The function folders: bindings as the Functions host will read them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ EXPECTED = {
     "ImageOrchestrator": [("context", "orchestrationTrigger", "in")],
     "ExtractMetadata": [("payload", "activityTrigger", "in")],
     "StoreMetadata": [("payload", "activityTrigger", "in")],
+    "EventGridStarter": [("event", "eventGridTrigger", "in"), ("starter", "durableClient", "in")],
+    "ReconcileBlobs": [("timer", "timerTrigger", "in"), ("starter", "durableClient", "in")],
 }
 
 
@@ -56,3 +58,22 @@ def test_local_host_and_tests_are_not_deployed():
     ignored = (APP_ROOT / ".funcignore").read_text().split()
     for folder in ("devhost", "tests", "bench", ".venv", "local.settings.json"):
         assert folder in ignored
+
+
+def test_reconcile_schedule_comes_from_an_app_setting():
+    trigger = json.loads((APP_ROOT / "ReconcileBlobs" / "function.json").read_text())["bindings"][0]
+    assert trigger["schedule"] == "%ReconcileSchedule%"
+    assert json.loads((APP_ROOT / "local.settings.json").read_text())["Values"]["ReconcileSchedule"]
+
+
+def test_disabled_setting_switches_a_function_off_at_discovery(monkeypatch):
+    """AzureWebJobs.<Function>.Disabled = true or 1 (MicrosoftDocs disable-function.md)."""
+    from devhost.functions import discover, is_disabled
+
+    assert "EventGridStarter" in discover()
+    for value in ("true", "True", "1"):
+        monkeypatch.setenv("AzureWebJobs.EventGridStarter.Disabled", value)
+        assert is_disabled("EventGridStarter") and "EventGridStarter" not in discover()
+    for value in ("false", "0", ""):
+        monkeypatch.setenv("AzureWebJobs.EventGridStarter.Disabled", value)
+        assert "EventGridStarter" in discover()

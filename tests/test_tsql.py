@@ -13,7 +13,7 @@ import sqlglot
 from sqlfluff.core import FluffConfig, Linter
 from sqlglot import ErrorLevel, exp
 
-from shared.sql_store import COLUMNS, TSqlDialect
+from shared.sql_store import COLUMNS, DELETE_COLUMNS, SQLiteDialect, TSqlDialect
 
 _LINTER = Linter(config=FluffConfig(
     overrides={"dialect": "tsql", "templater": "placeholder"},
@@ -48,6 +48,9 @@ STATEMENTS = {
     "schema lock": DIALECT.schema_lock(),
     "upsert": DIALECT.upsert(),
     "select rows": DIALECT.select_rows(),
+    "mark deleted": DIALECT.mark_deleted(),
+    "select by keys": DIALECT.select_by_keys(500),
+    "page after key": DIALECT.page_after_key(),
     **{f"add column {c.name}": DIALECT.add_column(c) for c in COLUMNS},
 }
 
@@ -74,6 +77,8 @@ BROKEN = {
     "LIMIT is not T-SQL": DIALECT.probe_columns().replace("TOP (0) *", "*") + " LIMIT 0",
     "ADD COLUMN IF NOT EXISTS is PostgreSQL": DIALECT.add_column(COLUMNS[5]).replace(
         "ADD ", "ADD COLUMN IF NOT EXISTS "),
+    "ON CONFLICT is not T-SQL": SQLiteDialect().mark_deleted(),
+    "mark deleted without THEN": DIALECT.mark_deleted().replace(" THEN UPDATE SET", " UPDATE SET"),
 }
 
 
@@ -81,6 +86,22 @@ BROKEN = {
 def test_check_rejects_broken_variants(name):
     assert BROKEN[name] != STATEMENTS.get(name)
     assert tsql_problems(BROKEN[name]), f"broken SQL accepted: {BROKEN[name][:200]}"
+
+
+def test_mark_deleted_has_one_placeholder_per_column_and_compares_sequencers_by_code_point():
+    sql = DIALECT.mark_deleted()
+    assert sql.count("?") == len(DELETE_COLUMNS)
+    assert sql.rstrip().endswith(";") and "WITH (HOLDLOCK)" in sql
+    assert "Sequencer COLLATE Latin1_General_100_BIN2 >" in sql
+    assert "Sequencer COLLATE Latin1_General_100_BIN2" in DIALECT.upsert()
+
+
+def test_page_uses_offset_fetch_because_the_parsers_accept_limit_with_a_placeholder():
+    """Both parsers accept '... ORDER BY BlobKey LIMIT ?' as T-SQL (seen here), so this one is
+    checked by text: SQL Server pages with OFFSET ... FETCH NEXT."""
+    sql = DIALECT.page_after_key()
+    assert "LIMIT" not in sql and sql.endswith("ORDER BY BlobKey OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY")
+    assert tsql_problems(sql.replace("OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY", "LIMIT ?")) == []
 
 
 # Both drivers run these statements with a list of parameters and '?' markers: pyodbc passes them
@@ -91,7 +112,7 @@ def _placeholders(sql: str) -> int:
     return sum(len(list(tree.find_all(exp.Placeholder))) for tree in sqlglot.parse(sql, read="tsql"))
 
 
-@pytest.mark.parametrize("name", ["upsert", "select rows"])
+@pytest.mark.parametrize("name", ["upsert", "select rows", "mark deleted", "select by keys", "page after key"])
 def test_mssql_python_takes_the_same_qmark_statements_unchanged(name):
     from mssql_python.parameter_helper import detect_and_convert_parameters, parse_pyformat_params
 
