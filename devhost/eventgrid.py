@@ -54,23 +54,22 @@ def _time(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"  # seven fraction digits, as the samples
 
 
-def blob_created_event(blob: BlobRef, sequencer: str, *, when: datetime | None = None,
-                       api: str = "PutBlob", topic: str = LOCAL_TOPIC) -> dict[str, Any]:
-    """A Microsoft.Storage.BlobCreated event for this blob version."""
+def _blob_event(event_type: str, blob: BlobRef, sequencer: str, when: datetime | None, topic: str,
+                data: dict[str, Any]) -> dict[str, Any]:
+    """The Event Grid envelope and the data fields both Blob Storage events carry."""
     request = str(uuid.uuid4())
     return {
         "topic": topic,
         "subject": f"/blobServices/default/containers/{blob.container}/blobs/{blob.name}",
-        "eventType": "Microsoft.Storage.BlobCreated",
+        "eventType": event_type,
         "eventTime": _time(when),
         "id": request,
         "data": {
-            "api": api,
-            "clientRequestId": str(uuid.uuid4()),
+            **data,
             "requestId": request,
-            "eTag": f'"{blob.etag}"',
+            **({"eTag": f'"{blob.etag}"'} if event_type.endswith("BlobCreated") else {}),
             "contentType": blob.content_type or "application/octet-stream",
-            "contentLength": blob.size or 0,
+            **({"contentLength": blob.size or 0} if event_type.endswith("BlobCreated") else {}),
             "blobType": "BlockBlob",
             "url": blob.url,
             "sequencer": sequencer,
@@ -79,30 +78,19 @@ def blob_created_event(blob: BlobRef, sequencer: str, *, when: datetime | None =
         "dataVersion": "",
         "metadataVersion": "1",
     }
+
+
+def blob_created_event(blob: BlobRef, sequencer: str, *, when: datetime | None = None,
+                       api: str = "PutBlob", topic: str = LOCAL_TOPIC) -> dict[str, Any]:
+    """A Microsoft.Storage.BlobCreated event for this blob version."""
+    return _blob_event("Microsoft.Storage.BlobCreated", blob, sequencer, when, topic,
+                       {"api": api, "clientRequestId": str(uuid.uuid4())})
 
 
 def blob_deleted_event(blob: BlobRef, sequencer: str, *, when: datetime | None = None,
                        topic: str = LOCAL_TOPIC) -> dict[str, Any]:
     """A Microsoft.Storage.BlobDeleted event for the blob (the last version the host saw)."""
-    request = str(uuid.uuid4())
-    return {
-        "topic": topic,
-        "subject": f"/blobServices/default/containers/{blob.container}/blobs/{blob.name}",
-        "eventType": "Microsoft.Storage.BlobDeleted",
-        "eventTime": _time(when),
-        "id": request,
-        "data": {
-            "api": "DeleteBlob",
-            "requestId": request,
-            "contentType": blob.content_type or "application/octet-stream",
-            "blobType": "BlockBlob",
-            "url": blob.url,
-            "sequencer": sequencer,
-            "storageDiagnostics": {"batchId": str(uuid.uuid4())},
-        },
-        "dataVersion": "",
-        "metadataVersion": "1",
-    }
+    return _blob_event("Microsoft.Storage.BlobDeleted", blob, sequencer, when, topic, {"api": "DeleteBlob"})
 
 
 # -- watching the container (Azurite has no Event Grid) --------------------------------------------

@@ -548,29 +548,37 @@ def test_migration_from_the_previous_version_adds_columns_and_indexes(any_db_cs)
     assert {name.lower() for name, _ in INDEXES} | {f"ix_{KEYWORD_TABLE}_imageid".lower()} <= names
 
 
-def test_many_processes_migrating_at_once_all_succeed(any_db_cs):
-    """On the previous release's table, eight fresh stores run the migration (new columns,
-    indexes, keyword trigger) at the same moment, as cold-started instances do; none fails.
-    (Creating the table itself from nothing concurrently is older code, not exercised here.)"""
-    create_previous_version_table(any_db_cs)
+def all_at_once(work: Callable[[], Any], count: int = 8) -> list[BaseException]:
+    """Run ``work`` in ``count`` threads released together, as cold-started instances; the errors."""
     errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(count)
 
-    def migrate() -> None:
+    def run() -> None:
         try:
-            store = SqlStore(any_db_cs)
             barrier.wait()
-            store.ensure_schema()
-            store.upsert(described(f"{threading.get_ident()}.jpg", "e1", "2026-01-01T00:00:00+00:00", ["x"]))
-        except BaseException as exc:  # noqa: BLE001
+            work()
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted on
             errors.append(exc)
 
-    threads = [threading.Thread(target=migrate) for _ in range(8)]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_many_processes_migrating_at_once_all_succeed(any_db_cs):
+    """On the previous release's table, eight fresh stores run the migration (new columns,
+    indexes, keyword trigger) at the same moment, as cold-started instances do; none fails."""
+    create_previous_version_table(any_db_cs)
+
+    def migrate() -> None:
+        store = SqlStore(any_db_cs)
+        store.ensure_schema()
+        store.upsert(described(f"{threading.get_ident()}.jpg", "e1", "2026-01-01T00:00:00+00:00", ["x"]))
+
+    assert all_at_once(migrate) == []
     assert len(keyword_rows(any_db_cs)) == 8
 
 
@@ -578,21 +586,10 @@ def test_instances_starting_together_on_an_empty_database_all_create_and_write(a
     """Eight stores create the schema from nothing at the same moment (cold-started instances on a
     new database): the migration's schema lock makes them take turns, and none fails. Without it,
     PostgreSQL's concurrent CREATE TABLE IF NOT EXISTS fails ("relation already exists")."""
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
 
     def start() -> None:
-        try:
-            store = SqlStore(any_db_cs)
-            barrier.wait()
-            store.upsert(described(f"{threading.get_ident()}.jpg", "e1", "2026-01-01T00:00:00+00:00", ["y"]))
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        SqlStore(any_db_cs).upsert(described(f"{threading.get_ident()}.jpg", "e1", "2026-01-01T00:00:00+00:00",
+                                             ["y"]))
 
-    threads = [threading.Thread(target=start) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert all_at_once(start) == []
     assert len(rows(SqlStore(any_db_cs))) == 8
