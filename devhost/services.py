@@ -49,6 +49,26 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server accepts connections on the port (as opposed to sockets still closing)."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_port_released(ports: list[int], timeout: float = 60) -> bool:
+    """After a server dies its connections' sockets take a moment to close, and until then the
+    port cannot be bound again although nothing listens on it. Wait for that (True when free)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(port_free(p) for p in ports):
+            return True
+        if any(listening(p) for p in ports):
+            return False
+        time.sleep(0.2)
+    return all(port_free(p) for p in ports)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -157,14 +177,16 @@ class Azurite:
         ports = [port, port + 1, port + 2] if all_services else [port]
         if not all(port_free(p) for p in ports):
             leftover = cls._leftover(location, port)
-            if leftover is None:
+            if leftover is None and not wait_port_released(ports):
                 raise ServiceError(
                     f"port {'/'.join(map(str, ports))} is already taken by a process this project did not "
                     f"start (another Azurite?). Stop it, or choose another port with AZURITE_PORT=<port>."
                 )
-            logging.getLogger("devhost").warning(
-                "replacing the Azurite (pid %d) an earlier run left on port %d", leftover, port)
-            cls._stop_pid(leftover)
+            if leftover is not None:
+                logging.getLogger("devhost").warning(
+                    "replacing the Azurite (pid %d) an earlier run left on port %d", leftover, port)
+                cls._stop_pid(leftover)
+                wait_port_released(ports)
         out = open(log, "ab") if log else subprocess.DEVNULL
         args = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port)]
         if all_services:
