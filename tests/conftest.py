@@ -29,6 +29,15 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 
 @pytest.fixture
+def storage(tmp_path: Path) -> Iterator[str]:
+    """An Azurite of the test's own (end-to-end tests poll, kill and restart hosts on it)."""
+    service = Azurite.start(port=free_port(), location=tmp_path / "azurite")
+    ensure_container(service.connection_string, INPUT_CONTAINER)
+    yield service.connection_string
+    service.stop()
+
+
+@pytest.fixture
 def storage_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     return azurite.connection_string

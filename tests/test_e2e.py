@@ -14,21 +14,12 @@ from azure.durable_functions.models.utils import http_utils
 
 from devhost import samples
 from devhost.client_api import client_binding
-from devhost.services import Azurite, free_port
-from shared.blob_access import ensure_container, upload_bytes
+from shared.blob_access import upload_bytes
 from shared.settings import INPUT_CONTAINER
 from shared.starter import instance_id_for
 from tests.hosting import HostProcess, wait_for_rows
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def storage(tmp_path: Path):
-    service = Azurite.start(port=free_port(), location=tmp_path / "azurite")
-    ensure_container(service.connection_string, INPUT_CONTAINER)
-    yield service.connection_string
-    service.stop()
 
 
 def _no_orphaned_workers_after(seconds: float) -> bool:

@@ -20,7 +20,6 @@ import pytest
 
 from devhost import samples
 from devhost.eventgrid import blob_created_event
-from devhost.services import Azurite, free_port
 from shared.blob_access import ensure_container, service_client, upload_bytes
 from shared.settings import INPUT_CONTAINER
 from shared.sql_store import SqlStore
@@ -29,14 +28,6 @@ from tests.hosting import HostProcess
 pytestmark = pytest.mark.e2e
 
 EVENTS_ONLY = {"AzureWebJobs.BlobTriggerStarter.Disabled": "true", "AzureWebJobs.EventGridStarter.Disabled": "false"}
-
-
-@pytest.fixture
-def storage(tmp_path: Path):
-    service = Azurite.start(port=free_port(), location=tmp_path / "azurite")
-    ensure_container(service.connection_string, INPUT_CONTAINER)
-    yield service.connection_string
-    service.stop()
 
 
 def png(width: int) -> bytes:
