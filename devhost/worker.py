@@ -91,10 +91,6 @@ class LoadedFunction:
     function_id: str
     bindings: list[dict[str, Any]]
 
-    @property
-    def trigger(self) -> dict[str, Any]:
-        return next(b for b in self.bindings if str(b.get("type", "")).endswith("Trigger"))
-
 
 @dataclass
 class Request:
