@@ -259,15 +259,7 @@ def blob_version(connection_string: StorageTarget, container: str, name: str) ->
     props = storage_call(connection_string, f"read the properties of blob {name!r}", call)
     if props is None:
         return None
-    return BlobRef(
-        container=container,
-        name=name,
-        etag=normalise_etag(props.etag),
-        size=props.size,
-        last_modified=_iso(props.last_modified),
-        url=blob.url,
-        content_type=props.content_settings.content_type if props.content_settings else None,
-    )
+    return _ref_from_properties(container, blob.url, props)
 
 
 def list_blob_refs(connection_string: StorageTarget, container: str) -> Iterator[BlobRef]:
@@ -278,15 +270,7 @@ def list_blob_refs(connection_string: StorageTarget, container: str) -> Iterator
         return list(client.list_blobs())
 
     for props in storage_call(connection_string, f"list container {container!r}", call):
-        yield BlobRef(
-            container=container,
-            name=props.name,
-            etag=normalise_etag(props.etag),
-            size=props.size,
-            last_modified=_iso(props.last_modified),
-            url=f"{client.url}/{props.name}",
-            content_type=props.content_settings.content_type if props.content_settings else None,
-        )
+        yield _ref_from_properties(container, f"{client.url}/{props.name}", props)
 
 
 def check_storage(connection_string: StorageTarget) -> str | None:

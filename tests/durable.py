@@ -33,7 +33,9 @@ def pipeline_engine(orchestrators: dict[str, Any], extract: Any = extract_metada
 async def counting_client(engine: Engine, client_type: type[CountingClient] | None = None
                           ) -> AsyncIterator[CountingClient]:
     """A client on this event loop; the SDK's module-global HTTP session is closed on the way out
-    because each test scenario runs its own loop."""
+    because each test scenario runs its own loop, and one left by another loop (the worker's, used
+    by earlier tests) is set aside on the way in: a session works only on the loop that made it."""
+    http_utils._client_session = None
     async with client_endpoint(engine) as binding:
         try:
             yield (client_type or CountingClient)(binding)
