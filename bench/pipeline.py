@@ -28,7 +28,7 @@ from devhost import protocol as p
 from devhost import samples
 from devhost.services import Azurite, free_port
 from shared.blob_access import ensure_container, upload_bytes
-from shared.sql_store import SqlStore
+from shared.store import SqlStore
 from tests.hosting import HostProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -32,7 +32,7 @@ from shared.blob_access import ensure_container, service_client, upload_bytes
 from shared.keyfilter import bytes_for
 from shared.models import STATUS_FAILED, STATUS_PROCESSED, ImageRecord
 from shared.reconcile import reconcile
-from shared.sql_store import SqlStore
+from shared.store import SqlStore
 from tests.durable import counting_client, pipeline_engine
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -24,7 +24,7 @@ from devhost.services import Azurite, ServiceError, storage_connection_string
 from shared.blob_access import check_storage, ensure_container, upload_bytes
 from shared.errors import PipelineError
 from shared.settings import INPUT_CONTAINER, check_sql_connection_string, parse_odbc_connection_string
-from shared.sql_store import SqlStore, connect
+from shared.store import SqlStore, connect
 
 LOCAL = Path(os.environ.get("DEVHOST_LOCAL", APP_ROOT / ".local"))
 TABLE_COLUMNS = ("BlobName", "Status", "Format", "Width", "Height", "FileSizeKB", "CameraModel",

@@ -23,7 +23,7 @@ from shared.models import (
     ImageRecord,
 )
 from shared.settings import Limits, load_limits, sql_connection_string, storage_connection_string
-from shared.sql_store import is_transient, store_for
+from shared.store import is_transient, store_for
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from typing import Any
 
 from shared.blob_access import blob_version
 from shared.models import BlobRef, normalise_etag
-from shared.sql_store import store_for
 from shared.starter import start_for_blob
+from shared.store import store_for
 
 log = logging.getLogger(__name__)
 

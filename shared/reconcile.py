@@ -37,8 +37,8 @@ from typing import Any
 from shared.blob_access import blob_version, list_blob_pages
 from shared.keyfilter import KeyFilter
 from shared.models import STATUS_DELETED, STATUS_FAILED, BlobRef
-from shared.sql_store import blob_key, store_for
 from shared.starter import start_for_blob
+from shared.store import blob_key, store_for
 
 log = logging.getLogger(__name__)
 

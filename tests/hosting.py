@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.sql_store import SqlStore
+from shared.store import SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from devhost.functions import activity_call, discover
 from devhost.worker import FunctionWorker
 from shared.blob_access import check_storage, upload_bytes
 from shared.models import BlobRef, ImageRecord
-from shared.sql_store import SqlStore
+from shared.store import SqlStore
 
 SPECS = discover()
 

@@ -19,7 +19,7 @@ from devhost import samples
 from devhost.services import Azurite, ServiceError, free_port, listening, port_free
 from shared.blob_access import list_blob_refs
 from shared.models import BlobRef, ImageMetadata, ImageRecord
-from shared.sql_store import SqlStore
+from shared.store import SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 

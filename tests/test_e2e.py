@@ -159,7 +159,7 @@ def test_sigkill_at_any_point_then_restart_completes_every_blob_once(storage, sq
 def test_locked_database_is_outlasted_by_retries(storage, tmp_path):
     db_path = tmp_path / "locked.db"
     sql = f"Driver={{SQLite3}};Database={db_path};Timeout=200;"
-    from shared.sql_store import SqlStore
+    from shared.store import SqlStore
 
     SqlStore(sql).ensure_schema()
     holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)

@@ -22,7 +22,7 @@ from devhost import samples
 from devhost.eventgrid import blob_created_event
 from shared.blob_access import ensure_container, service_client, upload_bytes
 from shared.settings import INPUT_CONTAINER
-from shared.sql_store import SqlStore
+from shared.store import SqlStore
 from tests.hosting import HostProcess
 
 pytestmark = pytest.mark.e2e

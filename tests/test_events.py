@@ -23,8 +23,8 @@ from shared.errors import DatabaseUnavailableError, StorageUnavailableError
 from shared.events import BlobEvent, IgnoredEvent, handle_blob_event, parse_blob_event
 from shared.models import BlobRef
 from shared.settings import INPUT_CONTAINER
-from shared.sql_store import SqlStore
 from shared.starter import instance_id_for
+from shared.store import SqlStore
 from tests.durable import DELAYS, CountingClient, counting_client, pipeline_engine
 
 PNG = encode(picture((16, 8)), "PNG")

@@ -28,7 +28,7 @@ import yaml
 from pycep import BicepParser
 
 from shared.settings import StorageIdentity, check_sql_connection_string, storage_connection_string
-from shared.sql_store import MSSQL_PYTHON, driver_for
+from shared.store import MSSQL_PYTHON, driver_for
 from tests.test_tsql import sqlfluff_problems
 
 ROOT = Path(__file__).resolve().parent.parent

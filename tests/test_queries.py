@@ -22,7 +22,9 @@ import pytest
 import sqlglot
 from sqlglot import ErrorLevel, exp
 
-from shared.sql_store import TSQL_KEYWORD_TRIGGER_BODY, SqlStore, _tsql_query_support
+from shared.store import SqlStore
+from shared.store.ddl import TSQL_KEYWORD_TRIGGER_BODY
+from shared.store.ddl import tsql_query_support as _tsql_query_support
 from tests.test_tsql import _LINTER, tsql_problems
 
 README = Path(__file__).resolve().parent.parent / "README.md"

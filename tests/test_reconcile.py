@@ -25,8 +25,8 @@ from shared.blob_access import ensure_container, list_blob_refs, service_client,
 from shared.events import handle_blob_event
 from shared.models import BlobRef
 from shared.reconcile import reconcile
-from shared.sql_store import SqlStore
 from shared.starter import instance_id_for
+from shared.store import SqlStore
 from tests.durable import DELAYS, CountingClient, counting_client, pipeline_engine
 
 COUNT = 2000

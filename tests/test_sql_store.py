@@ -23,13 +23,14 @@ import pytest
 from devhost.services import free_port
 from shared.errors import ConfigurationError, DatabaseUnavailableError, DriverNotInstalledError
 from shared.models import BlobRef, ImageMetadata, ImageRecord
-from shared.sql_store import (
+from shared.store import (
     COLUMN_NAMES,
     COLUMNS,
     PostgresDialect,
     SQLiteDialect,
     SqlStore,
     connect,
+    ddl,
     driver_for,
     is_transient,
     store_for,
@@ -245,7 +246,8 @@ def test_migration_drops_the_second_unique_constraint_and_keeps_rows(any_db_cs):
     dialect = store.dialect
     assert isinstance(dialect, SQLiteDialect if engine == "sqlite" else PostgresDialect)
     conn = pyodbc.connect(any_db_cs, autocommit=True)
-    assert conn.execute(dialect.legacy_unique_indexes()).fetchall() == []
+    legacy = ddl.SQLITE_LEGACY_UNIQUE if engine == "sqlite" else ddl.POSTGRES_LEGACY_UNIQUE
+    assert conn.execute(legacy).fetchall() == []
     conn.close()
     [row] = rows(store)
     assert (row["BlobName"], row["Width"], row["ETag"]) == ("old.jpg", 7, "e0")
@@ -274,7 +276,7 @@ def test_race_reproduces_on_an_unmigrated_table(any_db_cs):
         conn = connections[w]
         params = [dialect.to_db(c, c.value(_version(w, n))) for c in COLUMNS]  # type: ignore[misc]
         try:
-            conn.execute(dialect.upsert(), params)
+            conn.execute(dialect.upsert().sql, params)
             conn.commit()
         except pyodbc.Error:
             conn.rollback()
@@ -423,7 +425,7 @@ def test_a_driver_mssql_python_cannot_load_fails_with_the_fix_not_as_a_lost_conn
     fake.mkdir()
     (fake / "__init__.py").write_text('__version__ = "18.6.2.2"\n')
     code = (
-        "from shared.sql_store import connect\n"
+        "from shared.store import connect\n"
         "from shared.errors import DriverNotInstalledError\n"
         "try:\n"
         "    connect('Server=tcp:127.0.0.1,1;Database=d;Encrypt=yes;', timeout=1)\n"
@@ -439,7 +441,7 @@ def test_a_driver_mssql_python_cannot_load_fails_with_the_fix_not_as_a_lost_conn
 # ---- Issue 10: descriptive columns, keyword table, extractor version ----------------------
 
 from shared.models import EXTRACTOR_VERSION  # noqa: E402
-from shared.sql_store import INDEXES, KEYWORD_TABLE, TABLE  # noqa: E402
+from shared.store import INDEXES, KEYWORD_TABLE, TABLE  # noqa: E402
 
 
 def described(name: str, etag: str, modified: str, keywords: list[str] | None) -> ImageRecord:
@@ -511,7 +513,7 @@ def test_keyword_list_too_long_for_its_column_drops_whole_keywords(sqlite_cs):
 
 def create_previous_version_table(cs: str):  # noqa: ANN201 - the dialect
     """ImageMetadata as the release before issue 10 created it (columns through BytesRead)."""
-    from shared.sql_store import COLUMNS, dialect_for
+    from shared.store import COLUMNS, dialect_for
 
     previous = COLUMNS[: [c.name for c in COLUMNS].index("BytesRead") + 1]
     conn = pyodbc.connect(cs, autocommit=True)
@@ -526,7 +528,7 @@ def create_previous_version_table(cs: str):  # noqa: ANN201 - the dialect
 def test_migration_from_the_previous_version_adds_columns_and_indexes(any_db_cs):
     """A table as the previous release created it (through BytesRead) gains the new columns,
     the indexes and the keyword table; its rows are kept."""
-    from shared.sql_store import COLUMNS
+    from shared.store import COLUMNS
 
     dialect = create_previous_version_table(any_db_cs)
     conn = pyodbc.connect(any_db_cs, autocommit=True)

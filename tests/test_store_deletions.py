@@ -13,10 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared.models import BlobRef, ImageMetadata, ImageRecord
-from shared.sql_store import SqlStore
+from shared.store import APPLIED, KEPT, SUPERSEDED, TIED, SqlStore
 
 T0 = "2026-01-01T10:00:00+00:00"
 T1 = "2026-01-01T10:00:05+00:00"
+T2 = "2026-01-01T10:00:06+00:00"
 
 
 def run_result(name: str, etag: str, modified: str | None, seq: str | None = None,
@@ -89,8 +90,23 @@ def test_delete_then_reupload_without_sequencers(any_db_cs):
     store = SqlStore(any_db_cs)
     store.upsert(run_result("a.png", "v1", T0))
     assert store.mark_deleted("images-input", "a.png", deleted_at=at(T1), etag="v1") is True
-    assert store.upsert(run_result("a.png", "v2", T1)) is True
+    assert store.upsert(run_result("a.png", "v2", T2)) is True
     assert row(store)["Status"] == "processed"
+
+
+def test_reupload_in_the_second_of_the_deletion_is_a_tie_that_storage_decides(any_db_cs):
+    """Last-Modified has one-second precision: a version written in the second of the deletion
+    may be older or newer than it. The store reports a tie; storage's current ETag decides."""
+    store = SqlStore(any_db_cs)
+    store.upsert(run_result("a.png", "v1", T0))
+    store.mark_deleted("images-input", "a.png", deleted_at=at("2026-01-01T10:00:05.700+00:00"), etag="v1")
+    late = run_result("a.png", "v2", T1)
+    assert store.upsert_outcome(late) == TIED
+    assert row(store)["Status"] == "deleted"
+    assert store.resolve_tie(late, is_current=False) == SUPERSEDED
+    assert row(store)["Status"] == "deleted"
+    assert store.resolve_tie(late, is_current=True) == APPLIED
+    assert (row(store)["Status"], row(store)["ETag"]) == ("processed", "v2")
 
 
 def test_late_run_of_the_deleted_version_does_not_bring_it_back(any_db_cs):
@@ -118,10 +134,63 @@ def test_older_run_result_never_replaces_newer_by_sequencer_even_in_the_same_sec
     store.upsert(run_result("a.png", "v2", T0, seq(5), width=2))
     assert store.upsert(run_result("a.png", "v1", T0, seq(4), width=1)) is False
     assert row(store)["Width"] == 2
-    # Negative control: without sequencers the same-second pair cannot be ordered (time ties win).
+    # Without sequencers the same-second pair cannot be ordered: another ETag is not "newer".
     other = SqlStore(any_db_cs)
     other.upsert(run_result("b.png", "v2", T0, width=2))
-    assert other.upsert(run_result("b.png", "v1", T0, width=1)) is True
+    older = run_result("b.png", "v1", T0, width=1)
+    assert other.upsert_outcome(older) == TIED
+    assert other.resolve_tie(older, is_current=False) == SUPERSEDED
+    assert row(other, "b.png")["Width"] == 2
+
+
+def test_a_tie_resolved_as_current_writes_only_over_the_row_it_was_decided_on(any_db_cs):
+    """Compare-and-swap: if the row changes between the tie and the write, it is decided again."""
+    store = SqlStore(any_db_cs)
+    store.upsert(run_result("a.png", "v1", T0, width=1))
+    mine = run_result("a.png", "v2", T0, width=2)
+    assert store.upsert_outcome(mine) == TIED
+    store.upsert(run_result("a.png", "v3", T1, width=3))  # a newer version lands meanwhile
+    assert store.resolve_tie(mine, is_current=True) == KEPT
+    assert row(store)["Width"] == 3
+    assert store.upsert_outcome(run_result("a.png", "v4", T1, width=4)) == TIED
+    assert store.resolve_tie(run_result("a.png", "v4", T1, width=4), is_current=True) == APPLIED
+    assert row(store)["Width"] == 4
+
+
+def test_sequencer_is_kept_when_a_write_carries_none(any_db_cs):
+    store = SqlStore(any_db_cs)
+    store.upsert(run_result("a.png", "v1", T0, seq(5)))
+    assert store.upsert(run_result("a.png", "v1", T0, None, status="processed")) is True
+    assert row(store)["Sequencer"] == seq(5)
+    assert store.upsert(run_result("a.png", "v2", T1, None)) is True
+    assert row(store)["Sequencer"] == seq(5)
+    assert store.upsert(run_result("a.png", "v0", T1, seq(4))) is False  # an earlier event still loses
+
+
+def test_late_run_never_resurrects_a_newer_tombstone_without_sequencers(any_db_cs):
+    store = SqlStore(any_db_cs)
+    assert store.mark_deleted("images-input", "a.png", deleted_at=at(T2), sequencer=seq(9)) is True
+    assert store.upsert(run_result("a.png", "v1", T0)) is False  # blob trigger run: no sequencer
+    assert store.upsert_outcome(run_result("a.png", "v1", T0)) == KEPT
+    assert row(store)["Status"] == "deleted"
+
+
+def test_higher_extractor_version_is_never_replaced_by_a_lower_one(any_db_cs):
+    store = SqlStore(any_db_cs)
+    new = run_result("a.png", "v1", T0, width=2)
+    new.metadata.extractor_version = 3
+    old = run_result("a.png", "v1", T0, width=1)
+    old.metadata.extractor_version = 2
+    assert store.upsert(new) is True
+    assert store.upsert(old) is False
+    assert row(store)["Width"] == 2
+    again = run_result("a.png", "v1", T0, width=5)
+    again.metadata.extractor_version = 3
+    assert store.upsert(again) is True
+    rejected = run_result("a.png", "v1", T0, status="rejected")
+    rejected.metadata.extractor_version = 4
+    assert store.upsert(rejected) is True  # a higher extractor's answer replaces processed
+    assert row(store)["Status"] == "rejected"
 
 
 def test_reconciliation_delete_is_limited_to_the_version_it_saw(any_db_cs):
