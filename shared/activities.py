@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.blob_access import BlobReader
+from shared.blob_access import BlobReader, blob_version
 from shared.errors import PipelineError, RejectedInput
 from shared.extraction import extract_from_ranges
 from shared.models import (
@@ -21,9 +21,10 @@ from shared.models import (
     ActivityOutcome,
     BlobRef,
     ImageRecord,
+    normalise_etag,
 )
 from shared.settings import Limits, load_limits, sql_connection_string, storage_connection_string
-from shared.store import is_transient, store_for
+from shared.store import APPLIED, SUPERSEDED, TIED, is_transient, store_for
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,22 @@ def extract_metadata(payload: dict[str, Any], limits: Limits | None = None) -> d
 
 
 def store_metadata(payload: dict[str, Any]) -> dict[str, Any]:
-    """Upsert one row for the blob version in ``payload['record']``."""
+    """Upsert one row for the blob version in ``payload['record']``.
+
+    When the stored row holds another ETag with the same Last-Modified (one-second precision) and
+    no sequencer orders them, neither is "newer": storage's current ETag decides (one Get Blob
+    Properties), and the write then replaces only the row it was decided on (compare-and-swap).
+    """
     try:
         record = ImageRecord.from_dict(payload["record"])
-        applied = store_for(sql_connection_string()).upsert(record)
-        return ActivityOutcome(OUTCOME_OK, applied=applied).to_dict()
+        store = store_for(sql_connection_string())
+        result = store.upsert_outcome(record)
+        if result == TIED:
+            current = blob_version(storage_connection_string(), record.container, record.blob_name)
+            is_current = current is not None and normalise_etag(current.etag) == record.etag
+            result = store.resolve_tie(record, is_current)
+        reason = "storage holds another version of the blob" if result == SUPERSEDED else None
+        return ActivityOutcome(OUTCOME_OK, applied=result == APPLIED, reason=reason).to_dict()
     except Exception as exc:  # noqa: BLE001
         outcome = _failure(exc)
         log.warning("StoreMetadata %s: %s", outcome.outcome, outcome.reason)

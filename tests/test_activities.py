@@ -80,3 +80,29 @@ def test_store_writes_one_row_and_reports_configuration_errors(activity, sql_env
     monkeypatch.delenv("SqlConnectionString")
     out = activity("StoreMetadata", {"record": record.to_dict()})
     assert out["outcome"] == "permanent" and "SqlConnectionString is missing" in out["reason"]
+
+
+@pytest.mark.parametrize("any_db_cs", ["sqlite", "postgresql"], indirect=True)
+def test_store_asks_storage_when_two_versions_share_a_last_modified(activity, storage_env, any_db_cs,
+                                                                    monkeypatch):
+    """Two uploads within one second, no sequencer: the late run of the older one is not written
+    over the newer row (storage says which ETag is current), and the current one's late run is."""
+    monkeypatch.setenv("SqlConnectionString", any_db_cs)
+    name = f"tie-{any_db_cs[-12:].replace('/', '')}.png"
+    old = upload_bytes(storage_env, "images-input", name, samples.png_header_only(2, 2))
+    new = upload_bytes(storage_env, "images-input", name, samples.png_header_only(3, 3))
+    same_second = "2026-01-01T00:00:00+00:00"
+
+    def run(blob: BlobRef, width: int) -> dict:
+        ref = BlobRef(blob.container, blob.name, blob.etag, size=10, last_modified=same_second)
+        record = ImageRecord.for_blob(ref, "processed")
+        record.metadata.width = width
+        return activity("StoreMetadata", {"record": record.to_dict()})
+
+    assert run(old, 2) == {"outcome": "ok", "applied": True}  # no row yet
+    assert run(new, 3) == {"outcome": "ok", "applied": True}  # a tie: storage says it is current
+    assert run(old, 2) == {"outcome": "ok", "applied": False, "reason": "storage holds another version of the blob"}
+    [row] = SqlStore(any_db_cs).rows()
+    assert (row["ETag"], row["Width"]) == (new.etag, 3)
+    assert run(new, 4) == {"outcome": "ok", "applied": True}  # the same version again: no tie
+    assert SqlStore(any_db_cs).rows()[0]["Width"] == 4
