@@ -94,6 +94,12 @@ NATIVE_RULES: tuple[Rule, ...] = (
     Rule("2601", PERMANENT, "duplicate key in unique index"),
 )
 _NATIVE = {r.code: r for r in NATIVE_RULES}
+# SQLite's result codes, which its ODBC driver reports as the native number (sqlite.org/rescode.html).
+SQLITE_RULES: tuple[Rule, ...] = (
+    Rule("5", TRANSIENT, "SQLITE_BUSY: the database file is locked by another connection"),
+    Rule("6", TRANSIENT, "SQLITE_LOCKED: a table is locked within this connection"),
+)
+_SQLITE = {r.code: r for r in SQLITE_RULES}
 SQLITE_BUSY_TEXT = ("database is locked", "database is busy")
 
 # pyodbc: "[SQLSTATE] ... message (native) (SQLFunction)"; later diagnostic records follow as
@@ -140,8 +146,8 @@ def _mssql_python_states() -> dict[str, str]:
     return states
 
 
-def _codes(exc: BaseException) -> tuple[str, int | None, bool]:
-    """(SQLSTATE, native number or None, whether the message comes from a Microsoft driver)."""
+def _codes(exc: BaseException) -> tuple[str, int | None, str]:
+    """(SQLSTATE, native number or None, which engine's driver wrote the message)."""
     try:
         import mssql_python
     except ImportError:
@@ -149,26 +155,29 @@ def _codes(exc: BaseException) -> tuple[str, int | None, bool]:
     if mssql_python is not None and isinstance(exc, mssql_python.Error):
         state = _mssql_python_states().get(getattr(exc, "driver_error", ""), "")
         found = _TRAILING_NATIVE.search(str(getattr(exc, "ddbc_error", "") or ""))
-        return state, int(found.group(1)) if found else None, True
+        return state, int(found.group(1)) if found else None, "tsql"
     state = str(exc.args[0]) if exc.args else ""
     message = str(exc.args[1]) if len(exc.args) > 1 else ""
-    microsoft = message.startswith("[Microsoft]")
-    natives = _PYODBC_NATIVE.findall(message) if microsoft else []
-    return state, int(natives[-1]) if natives else None, microsoft
+    # The driver's own prefix opens the message, before any text the engine quotes.
+    head = message[:60]
+    engine = "tsql" if "[Microsoft]" in head else "sqlite" if "[SQLite]" in head else "other"
+    natives = _PYODBC_NATIVE.findall(message) if engine != "other" else []
+    return state, int(natives[-1]) if natives else None, engine
 
 
 def diagnose(exc: BaseException) -> Diagnosis | None:
     """The rule that classifies a driver error, or None for anything that is not one."""
     if not isinstance(exc, error_types()):
         return None
-    state, native, microsoft = _codes(exc)
-    if native is not None and str(native) in _NATIVE:
-        rule = _NATIVE[str(native)]
+    state, native, engine = _codes(exc)
+    natives = _NATIVE if engine == "tsql" else _SQLITE if engine == "sqlite" else {}
+    if native is not None and str(native) in natives:
+        rule = natives[str(native)]
         return Diagnosis(state, native, rule.kind, f"native {rule.code}: {rule.meaning}")
     for rule in sorted(SQLSTATE_RULES, key=lambda r: -len(r.code)):
         if state.upper().startswith(rule.code):
             return Diagnosis(state, native, rule.kind, f"SQLSTATE {rule.code}: {rule.meaning}")
-    if not microsoft and state == "HY000" and _sqlite_busy(exc):
+    if engine != "tsql" and state == "HY000" and _sqlite_busy(exc):
         return Diagnosis(state, native, TRANSIENT, "SQLite busy (no code: its fixed message)")
     return Diagnosis(state, native, PERMANENT, "no rule: permanent")
 
