@@ -12,6 +12,8 @@ and one row per lower-cased keyword in ImageKeyword, kept in step by a trigger o
 from __future__ import annotations
 
 from shared.store.columns import COLUMNS, KEYWORD_SIZE, KEYWORD_TABLE, TABLE, Column
+
+__all__ = ["KEYWORD_TABLE", "TABLE"]
 from shared.store.dialects import Dialect
 
 VERSION_TABLE = "SchemaVersion"

@@ -170,3 +170,17 @@ MIGRATE_HELP = (
 
 def needs_rights(found: int, exc: BaseException) -> ConfigurationError:
     return ConfigurationError(MIGRATE_HELP.format(table=TABLE, found=found, needed=LATEST, why=exc))
+
+
+def postgres_runtime_grants(role: str) -> list[str]:
+    """What a PostgreSQL app role needs at run time once migrated (no CREATE, no ownership): the
+    rows, the identity sequence, the keyword table its trigger writes (a PL/pgSQL trigger runs
+    with the invoker's rights) and the version it reads. ``role`` must be a plain identifier."""
+    if not role.replace("_", "").isalnum():
+        raise ValueError(f"{role!r} is not a plain role name")
+    return [
+        f"GRANT SELECT, INSERT, UPDATE ON {TABLE} TO {role}",
+        f"GRANT USAGE ON SEQUENCE {TABLE.lower()}_id_seq TO {role}",
+        f"GRANT SELECT, INSERT, DELETE ON {ddl.KEYWORD_TABLE} TO {role}",
+        f"GRANT SELECT ON {ddl.VERSION_TABLE} TO {role}",
+    ]
