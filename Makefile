@@ -9,6 +9,7 @@ help:
 	@echo "make azurite - Azurite blob + queue + table on 10000-10002, for 'func start' (Core Tools)"
 	@echo "make upload FILES='a.jpg dir/'  - upload files or folders into images-input"
 	@echo "make show [FORMAT=table|json|csv] - print the ImageMetadata table"
+	@echo "make migrate - run the schema migrations against SqlConnectionString (needs DDL rights)"
 	@echo "make bench   - extraction benchmark against exiftool and ImageMagick"
 	@echo "make lint    - ruff"
 
@@ -39,7 +40,10 @@ test: setup-test
 lint: setup-test
 	$(PY) -m ruff check .
 
+migrate: setup
+	$(PY) -m shared.store
+
 bench: setup-test
 	$(PY) -m bench.extraction
 
-.PHONY: help setup setup-test demo run azurite upload show test lint bench
+.PHONY: help setup setup-test demo run azurite upload show migrate test lint bench

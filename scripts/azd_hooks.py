@@ -1,10 +1,13 @@
 """azd hooks (azure.yaml): the two steps Bicep cannot do, run on the machine that runs `azd up`.
 
 grant-sql (postprovision)
-    Creates the app's managed identity as a database user with the grants README lists. Bicep has
-    no resource for users inside a database; it must be T-SQL run by the server's Entra admin
-    (the person running azd), through mssql-python with ``Authentication=ActiveDirectoryDefault``
-    (azure-identity's DefaultAzureCredential, which includes the azd login).
+    Migrates the schema (shared.store.migrations, the same code as `make migrate`) with the rights
+    of the server's Entra admin (the person running azd), then creates the app's managed identity
+    as a database user with run-time rights only (README lists them): no DDL, so the app never
+    takes schema locks and a compromised app cannot change the table. Bicep has no resource for
+    users inside a database; it must be T-SQL, through mssql-python with
+    ``Authentication=ActiveDirectoryDefault`` (azure-identity's DefaultAzureCredential, which
+    includes the azd login).
 subscribe-events (postdeploy)
     Subscribes EventGridStarter to BlobCreated/BlobDeleted on images-input. Event Grid validates a
     webhook when the subscription is created, so the function must be deployed first; Microsoft's
@@ -32,7 +35,16 @@ INPUT_CONTAINER = "images-input"
 STARTER_FUNCTION = "EventGridStarter"
 SUBSCRIPTION_NAME = "images-input-to-eventgridstarter"
 EVENT_TYPES = ("Microsoft.Storage.BlobCreated", "Microsoft.Storage.BlobDeleted")
-DATABASE_ROLES = ("db_datareader", "db_datawriter", "db_ddladmin")
+# Run-time rights of the app's identity, on the objects the migration created. The keyword
+# trigger's writes to ImageKeyword are granted explicitly too (rather than relying on ownership
+# chaining from the trigger). Earlier releases made the identity a member of these roles; the hook
+# takes them away.
+RUNTIME_GRANTS = (
+    "GRANT SELECT, INSERT, UPDATE ON dbo.ImageMetadata TO {user};",
+    "GRANT SELECT, INSERT, DELETE ON dbo.ImageKeyword TO {user};",
+    "GRANT SELECT ON dbo.SchemaVersion TO {user};",
+)
+DROPPED_ROLES = ("db_ddladmin", "db_datawriter", "db_datareader")
 ARM = "https://management.azure.com"
 API = {"sites": "2024-04-01", "sql": "2023-08-01", "eventgrid": "2025-02-15"}
 
@@ -59,7 +71,7 @@ _IDENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}")
 
 
 def grant_sql_statements(identity_name: str) -> list[str]:
-    """CREATE USER for the identity (if missing) and the role memberships README lists."""
+    """CREATE USER for the identity (if missing), no role memberships, the grants README lists."""
     if not _IDENTITY_NAME.fullmatch(identity_name):
         raise ValueError(f"{identity_name!r} is not a managed identity name")
     user = quote_name(identity_name)
@@ -67,8 +79,19 @@ def grant_sql_statements(identity_name: str) -> list[str]:
         f"IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = {quote_string(identity_name)}) "
         f"CREATE USER {user} FROM EXTERNAL PROVIDER;"
     ]
-    statements += [f"ALTER ROLE {role} ADD MEMBER {user};" for role in DATABASE_ROLES]
+    statements += [f"IF IS_ROLEMEMBER(N'{role}', {quote_string(identity_name)}) = 1 "
+                   f"ALTER ROLE {role} DROP MEMBER {user};" for role in DROPPED_ROLES]
+    statements += [grant.format(user=user) for grant in RUNTIME_GRANTS]
     return statements
+
+
+def migrate_schema(conn: Any) -> list[int]:
+    """The app's own migrations, run with the admin's DDL rights before the grants."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from shared.store.dialects import TSqlDialect
+    from shared.store.migrations import migrate
+
+    return migrate(conn, TSqlDialect())
 
 
 _BLOCKED_IP = re.compile(r"Client with IP address '(\d{1,3}(?:\.\d{1,3}){3})' is not allowed")
@@ -145,12 +168,14 @@ def grant_sql() -> None:
                 time.sleep(10)  # a paused serverless database answers 40613 while it resumes
         else:
             sys.exit("azd hook: could not connect to the database; see the errors above.")
+        done = migrate_schema(conn)
+        print(f"azd hook: schema migrations applied: {done or 'none (current)'}")
         cursor = conn.cursor()
         for statement in grant_sql_statements(identity):
             cursor.execute(statement)
         conn.commit()
         conn.close()
-        print(f"azd hook: database user {identity} has {', '.join(DATABASE_ROLES)}")
+        print(f"azd hook: database user {identity} has SELECT/INSERT/UPDATE on ImageMetadata (no DDL)")
     finally:
         if rule is not None:
             arm("DELETE", rule, API["sql"])
