@@ -173,3 +173,64 @@ def test_without_ddl_rights_an_old_schema_fails_naming_make_migrate(any_db_cs):
     admin.close()
     with pytest.raises(ConfigurationError, match=r"version 0 and this app needs 2.*`make migrate`"):
         SqlStore(app).upsert(record("a.jpg"))
+
+
+class ScriptedCursor:
+    """A T-SQL cursor that answers the lock and version queries as SQL Server would."""
+
+    def __init__(self, log: list[str], lock_result: int) -> None:
+        self.log, self.lock_result, self._last = log, lock_result, ""
+        self.description = [("x",)]
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        self.log.append(sql)
+        self._last = sql
+
+    def fetchone(self) -> tuple:
+        return (self.lock_result,) if "sp_getapplock" in self._last else (None,)
+
+
+class ScriptedConnection:
+    def __init__(self, lock_result: int) -> None:
+        self.log: list[str] = []
+        self.lock_result = lock_result
+        self.committed = self.rolled_back = False
+
+    def cursor(self) -> ScriptedCursor:
+        return ScriptedCursor(self.log, self.lock_result)
+
+    def commit(self) -> None:
+        self.committed = True
+
+    def rollback(self) -> None:
+        self.rolled_back = True
+
+
+@pytest.mark.parametrize("lock_result", [0, 1])
+def test_azd_hook_migrates_tsql_under_the_granted_lock_in_one_transaction(lock_result):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import azd_hooks
+
+    from tests.test_tsql import tsql_problems
+
+    conn = ScriptedConnection(lock_result)
+    assert azd_hooks.migrate_schema(conn) == [1, 2]
+    assert conn.committed and "sp_getapplock" in conn.log[0]
+    assert conn.log[1].startswith("IF OBJECT_ID(N'dbo.SchemaVersion'")
+    assert sum("INSERT INTO dbo.SchemaVersion" in s for s in conn.log) == 2
+    assert any("ALTER COLUMN BlobName NVARCHAR(2048)" in s for s in conn.log)
+    for statement in conn.log:
+        if not statement.startswith("CREATE OR ALTER TRIGGER"):  # checked whole in test_queries
+            assert tsql_problems(statement) == [], statement[:100]
+
+
+@pytest.mark.parametrize("lock_result", [-1, -2, -3, -999])
+def test_a_refused_schema_lock_stops_the_migration(lock_result):
+    """sp_getapplock returns a negative code instead of raising: the migration checks it."""
+    from shared.errors import DatabaseUnavailableError
+    from shared.store.dialects import TSqlDialect
+
+    conn = ScriptedConnection(lock_result)
+    with pytest.raises(DatabaseUnavailableError, match=f"returned {lock_result}"):
+        migrations.migrate(conn, TSqlDialect())
+    assert conn.rolled_back and not conn.committed and len(conn.log) == 1

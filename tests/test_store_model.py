@@ -154,3 +154,19 @@ def test_every_decision_row_is_reachable():
         seen_delete.add(decide(DELETE_TABLE, o, {**n, "ETag": None if n_status == "failed" else n_etag}).why)
     assert seen_upsert == {d.why for d in UPSERT_TABLE}
     assert seen_delete == {d.why for d in DELETE_TABLE}
+
+
+def test_every_dialect_statement_is_generated_from_the_tables():
+    """One CASE row per decision row, in order, in every dialect's upsert and deletion; a change
+    to a table changes the SQL (nothing else writes these conditions)."""
+    from shared.store import PostgresDialect, SQLiteDialect, TSqlDialect
+    from shared.store.rules import sql_case
+
+    for dialect in (SQLiteDialect(), PostgresDialect(), TSqlDialect()):
+        upsert, delete = dialect.upsert().sql, dialect.mark_deleted().sql
+        assert upsert.count(" WHEN (") == len(UPSERT_TABLE) - 1 and "THEN 1 WHEN" in upsert
+        assert delete.count(" WHEN (") == len(DELETE_TABLE) - 1
+        old, new = ("t", "s") if dialect.name == "tsql" else ("ImageMetadata", "excluded" if dialect.name == "sqlite"
+                                                                else "EXCLUDED")
+        assert sql_case(UPSERT_TABLE, old, new, dialect.ordinal) in upsert
+        assert sql_case(UPSERT_TABLE[1:], old, new, dialect.ordinal) not in upsert
