@@ -2,5 +2,5 @@
 
 Development and test tool only: it is not deployed (see .funcignore). It runs
 the real function folders with the real azure-functions-durable SDK, speaking
-the protocol described in ../shared/notes/durable-protocol.md.
+the protocol described, with its public sources, in docs/host-protocol.md.
 """

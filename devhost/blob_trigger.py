@@ -1,7 +1,7 @@
 """The blob trigger's input exactly as the Functions host hands it to the Python worker.
 
-Sources (details and links in ../shared/notes/durable-protocol.md, "What the Python function really
-receives"):
+Sources (details and links in docs/host-protocol.md, "What the blob trigger hands the Python
+function"):
 - The host downloads the whole blob and sends it as TypedData ``bytes`` whatever ``dataType`` says
   (WebJobs TriggerAdapterBindingProvider tries byte[] first; host issue #3995; Microsoft's blob
   trigger docs: "the runtime must load the entire blob into memory more than one time").

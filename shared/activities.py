@@ -10,19 +10,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.blob_access import BlobReader, blob_version
+from shared.blob_access import BlobGone, BlobReader, blob_version
 from shared.errors import PipelineError, RejectedInput
 from shared.extraction import extract_from_ranges
 from shared.models import (
     OUTCOME_OK,
     OUTCOME_PERMANENT,
     OUTCOME_REJECTED,
+    OUTCOME_SUPERSEDED,
     OUTCOME_TRANSIENT,
     ActivityOutcome,
     BlobRef,
     ImageRecord,
     normalise_etag,
 )
+from shared.read_guard import GuardedFetch
 from shared.settings import Limits, load_limits, sql_connection_string, storage_connection_string
 from shared.store import APPLIED, SUPERSEDED, TIED, is_transient, store_for
 
@@ -40,19 +42,27 @@ def _failure(exc: BaseException) -> ActivityOutcome:
 
 
 def extract_metadata(payload: dict[str, Any], limits: Limits | None = None) -> dict[str, Any]:
-    """Read the blob's head by ranges and describe the image it holds."""
+    """Read the blob's head by ranges and describe the image it holds.
+
+    Every read is pinned to the version's ETag: a version overwritten or deleted before or while
+    it is read answers ``superseded`` (no row: the newer version's run or the deletion decides).
+    A storage fault on any read stays what it is, even where the extractor swallowed it."""
     try:
         blob = BlobRef.from_dict(payload["blob"])
         limits = limits or load_limits()
         reader = BlobReader(storage_connection_string(), blob)
         head = reader.head(limits.head_bytes)
         try:
-            meta = extract_from_ranges(head.size, reader.fetch, limits, first_chunk=head.data)
+            with GuardedFetch(reader.fetch) as fetch:
+                meta = extract_from_ranges(head.size, fetch, limits, first_chunk=head.data)
         except RejectedInput as exc:
             return ActivityOutcome(OUTCOME_REJECTED, reason=str(exc), size_bytes=head.size,
                                    last_modified=head.last_modified).to_dict()
         return ActivityOutcome(OUTCOME_OK, metadata=meta.to_dict(), size_bytes=head.size,
                                last_modified=head.last_modified).to_dict()
+    except BlobGone as exc:
+        log.info("ExtractMetadata superseded: %s", exc)
+        return ActivityOutcome(OUTCOME_SUPERSEDED, reason=str(exc)).to_dict()
     except Exception as exc:  # noqa: BLE001 - every failure is classified and returned as data
         outcome = _failure(exc)
         log.warning("ExtractMetadata %s: %s", outcome.outcome, outcome.reason)

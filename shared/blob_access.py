@@ -26,15 +26,16 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
 
-from shared.errors import ConfigurationError, RejectedInput, StorageUnavailableError
+from shared.errors import ConfigurationError, PipelineError, StorageUnavailableError
 from shared.models import BlobRef, normalise_etag
 from shared.settings import StorageIdentity, StorageTarget
 
 T = TypeVar("T")
 
 
-class BlobGone(RejectedInput):
-    """The blob version to read no longer exists (deleted or overwritten)."""
+class BlobGone(PipelineError):
+    """The blob version to read no longer exists (deleted or overwritten): not a fault of the
+    image and nothing to retry; the run ends ``superseded`` and writes no row."""
 
 
 def _credential(identity: StorageIdentity) -> TokenCredential:
@@ -102,9 +103,12 @@ def storage_call(target: StorageTarget, what: str, call: Callable[[], T]) -> T:
     except (ResourceNotFoundError, ResourceModifiedError, ResourceExistsError):
         raise
     except HttpResponseError as exc:
-        if exc.status_code in (408, 429, 500, 502, 503, 504):
+        # No status: the response broke off while its body was read (azure-core's
+        # IncompleteReadError and DecodeError), a network fault like a reset connection.
+        if exc.status_code is None or exc.status_code in (408, 429, 500, 502, 503, 504):
             raise StorageUnavailableError(
-                f"blob storage is busy or failing ({exc.status_code}) while trying to {what}"
+                f"blob storage is busy or failing ({exc.status_code or type(exc).__name__}) "
+                f"while trying to {what}"
             ) from None
         if exc.status_code == 403 and isinstance(target, StorageIdentity):
             raise ConfigurationError(
@@ -112,6 +116,10 @@ def storage_call(target: StorageTarget, what: str, call: Callable[[], T]) -> T:
                 "'Storage Blob Data Owner' on the account (role assignments take a few minutes)."
             ) from None
         raise
+    except (ConnectionError, TimeoutError) as exc:
+        raise StorageUnavailableError(
+            f"the connection to blob storage failed while trying to {what}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -156,32 +164,35 @@ class BlobReader:
             return {}
         return {"etag": f'"{self.ref.etag}"', "match_condition": MatchConditions.IfNotModified}
 
-    def _download(self, offset: int, length: int) -> Any:
-        def call() -> Any:
-            return self._client.download_blob(offset=offset, length=length, **self._conditions())
+    def _download(self, offset: int, length: int) -> tuple[bytes, Any]:
+        """One ranged GET, its body read inside the same translated call (a reset while the body
+        streams is a storage fault like any other)."""
+        def call() -> tuple[bytes, Any]:
+            downloader = self._client.download_blob(offset=offset, length=length, **self._conditions())
+            return downloader.readall(), downloader.properties
 
         try:
-            downloader = storage_call(self._conn, f"read blob {self.ref.name!r}", call)
+            result = storage_call(self._conn, f"read blob {self.ref.name!r}", call)
         except ResourceNotFoundError:
             raise BlobGone("blob no longer exists: it was deleted before it could be read") from None
         except ResourceModifiedError:
+            # 412 on If-Match: the blob now holds another version, or none at all (Azurite
+            # answers 412 for a deleted blob too).
             raise BlobGone(
-                "blob was overwritten before this version could be read; the newer version "
-                "is indexed by its own run"
+                "blob was overwritten or deleted before this version could be read; a newer "
+                "version is indexed by its own run, a deletion by its event or reconciliation"
             ) from None
         self.requests += 1
-        return downloader
+        return result
 
     def head(self, length: int) -> BlobHead:
         """One ranged GET for the first bytes; its headers give size, ETag and type."""
         try:
-            downloader = self._download(0, length)
+            data, props = self._download(0, length)
         except HttpResponseError as exc:
             if exc.status_code == 416:  # a ranged read of an empty blob
                 return self._empty_head()
             raise
-        data = downloader.readall()
-        props = downloader.properties
         total = _total_size(props.content_range, len(data))
         return BlobHead(
             data=data,
@@ -205,7 +216,7 @@ class BlobReader:
                         _iso(props.last_modified))
 
     def fetch(self, offset: int, length: int) -> bytes:
-        return self._download(offset, length).readall()
+        return self._download(offset, length)[0]
 
 
 def ensure_container(connection_string: StorageTarget, container: str) -> None:
@@ -246,7 +257,7 @@ def blob_version(connection_string: StorageTarget, container: str, name: str) ->
     """The blob's current version from one Get Blob Properties call, or None when it is gone.
 
     The starter takes the version from here, never from the trigger: the Functions host hands the
-    trigger's ETag over as ``{}`` (see shared/notes and tests/test_host_shapes.py).
+    trigger's ETag over as ``{}`` (docs/host-protocol.md, tests/test_host_shapes.py).
     """
     blob = service_client(connection_string).get_blob_client(container, name)
 

@@ -2,7 +2,7 @@
 
 Activities never let these escape as exceptions (the Durable host would turn
 them into a bare ``Exception`` and lose the type); they report the class as
-data instead. See ``shared.outcomes``.
+data instead: ``shared.models.ActivityOutcome``, built by ``shared.activities``.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ OUTCOME_OK = "ok"
 OUTCOME_REJECTED = "rejected"
 OUTCOME_TRANSIENT = "transient"
 OUTCOME_PERMANENT = "permanent"
+# The version was overwritten or deleted before (or while) it was read: the run writes nothing,
+# because the newer version's own run (or the deletion) decides the blob's row.
+OUTCOME_SUPERSEDED = "superseded"
 
 
 def _from_dict(cls: type[T], data: dict[str, Any]) -> T:

@@ -6,10 +6,16 @@ random, and every setting it needs arrives in its input. Retries are written
 here (not with ``call_activity_with_retry``) because 1.x RetryOptions retries
 every failure alike and has no growing delay, while we retry only transient
 faults, on a schedule long enough for a paused Azure SQL database to resume.
+
+Outcomes of a run: Completed with a ``processed`` or ``rejected`` row; Completed ``superseded``
+with no row (the version was overwritten or deleted before or while it was read, so the newer
+version's run or the deletion decides the blob's row); Failed after a ``failed`` row was
+written, that write retried on the same schedule as any other.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from dataclasses import replace
 from datetime import timedelta
@@ -18,6 +24,7 @@ from typing import Any
 from shared.models import (
     OUTCOME_OK,
     OUTCOME_REJECTED,
+    OUTCOME_SUPERSEDED,
     OUTCOME_TRANSIENT,
     STATUS_FAILED,
     STATUS_PROCESSED,
@@ -28,6 +35,8 @@ from shared.models import (
     ImageRecord,
 )
 from shared.settings import DEFAULT_RETRY_DELAYS, EXTRACT_ACTIVITY, STORE_ACTIVITY
+
+log = logging.getLogger(__name__)
 
 
 class OrchestrationFailed(Exception):
@@ -64,10 +73,21 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     def record(status: str, **kwargs: Any) -> dict[str, Any]:
         return {"record": ImageRecord.for_blob(blob, status, instance_id=instance_id, **kwargs).to_dict()}
 
+    def ended(message: str, *args: Any) -> None:
+        if not context.is_replaying:  # each episode replays the past: log the end once
+            log.info(message, *args)
+
     context.set_custom_status({"stage": "extracting", "blob": blob.name})
     extracted, extract_attempts = yield from call_with_retry(
-        context, EXTRACT_ACTIVITY, {"blob": blob.to_dict()}, delays
+        context, EXTRACT_ACTIVITY, {"blob": blob.to_dict(), "instanceId": instance_id}, delays
     )
+
+    if extracted.outcome == OUTCOME_SUPERSEDED:
+        context.set_custom_status({"stage": "superseded", "blob": blob.name,
+                                   "status": OUTCOME_SUPERSEDED, "reason": extracted.reason})
+        ended("ImageOrchestrator %s: superseded, no row written (%s)", blob.name, extracted.reason)
+        return {"blob": blob.name, "etag": blob.etag, "status": OUTCOME_SUPERSEDED,
+                "reason": extracted.reason, "error": None, "applied": False}
 
     if extracted.last_modified:
         # The storage response's timestamp is authoritative for version ordering in the store.
@@ -89,22 +109,24 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         row = record(STATUS_FAILED, error=error)
 
     context.set_custom_status({"stage": "storing", "blob": blob.name, "status": status})
-    stored, store_attempts = yield from call_with_retry(
-        context, STORE_ACTIVITY, row, delays if status != STATUS_FAILED else []
-    )
+    stored, store_attempts = yield from call_with_retry(context, STORE_ACTIVITY, row, delays)
 
     if status == STATUS_FAILED:
         context.set_custom_status({"stage": "failed", "blob": blob.name, "error": error,
                                    "failedRowRecorded": stored.outcome == OUTCOME_OK})
+        ended("ImageOrchestrator %s: failed (%s)", blob.name, error)
         raise OrchestrationFailed(error)
     if stored.outcome != OUTCOME_OK:
         error = f"storing the row failed after {store_attempts} attempt(s): {stored.reason}"
         context.set_custom_status({"stage": "recording failure", "blob": blob.name, "error": error})
-        failed_row, _ = yield from call_with_retry(context, STORE_ACTIVITY, record(STATUS_FAILED, error=error), [])
+        failed_row, _ = yield from call_with_retry(
+            context, STORE_ACTIVITY, record(STATUS_FAILED, error=error), delays)
         context.set_custom_status({"stage": "failed", "blob": blob.name, "error": error,
                                    "failedRowRecorded": failed_row.outcome == OUTCOME_OK})
+        ended("ImageOrchestrator %s: failed (%s)", blob.name, error)
         raise OrchestrationFailed(error)
 
     context.set_custom_status({"stage": "done", "blob": blob.name, "status": status})
+    ended("ImageOrchestrator %s: %s", blob.name, status)
     return {"blob": blob.name, "etag": blob.etag, "status": status, "error": error,
             "applied": stored.applied}

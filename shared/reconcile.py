@@ -20,7 +20,7 @@ subscription and drops an event after 24 h of failed deliveries; a run can end F
 
 Memory holds one page of each plus the filter. Cost per pass at N blobs and R rows:
 ceil(N / 5,000) list calls, ceil(N / sql_batch) + ceil(R / row_page) SQL reads, and one
-property read per row not listed (measured and scaled in docs/reconciliation.md).
+property read per row not listed (measured and scaled in docs/events-and-reconciliation.md).
 """
 
 from __future__ import annotations

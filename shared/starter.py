@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.blob_access import blob_version
+from shared.log_context import bind
 from shared.models import BlobRef, normalise_etag
 from shared.orchestration import orchestration_input
 from shared.settings import ORCHESTRATOR_NAME
@@ -52,6 +53,7 @@ class StartResult:
 async def start_for_blob(client: Any, blob: BlobRef, retry_delays: tuple[float, ...]) -> StartResult:
     """Start ImageOrchestrator for this blob version unless a run already covers it."""
     instance_id = instance_id_for(blob.container, blob.name, blob.etag)
+    bind(instance_id=instance_id, blob_name=blob.name, etag=blob.etag)
     status = await client.get_status(instance_id)
     runtime = getattr(status, "runtime_status", None)
     existing = getattr(runtime, "value", runtime) if status else None

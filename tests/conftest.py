@@ -78,7 +78,7 @@ def any_db_cs(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def worker() -> Iterator[FunctionWorker]:
-    """Microsoft's worker (azure-functions-runtime-v1) with the app's four folders loaded, as in Azure.
+    """Microsoft's worker (azure-functions-runtime-v1) with every function folder of the app loaded, as in Azure.
     Its registry is process-global, so the session shares one; tests add their own folders to it."""
     app_worker = load_app(ROOT)
     assert not app_worker.load_errors, app_worker.load_errors

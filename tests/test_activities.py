@@ -11,7 +11,7 @@ import pytest
 from devhost import samples
 from devhost.functions import activity_call, discover
 from devhost.worker import FunctionWorker
-from shared.blob_access import check_storage, upload_bytes
+from shared.blob_access import check_storage, service_client, upload_bytes
 from shared.models import BlobRef, ImageRecord
 from shared.store import SqlStore
 
@@ -48,12 +48,17 @@ def test_extract_rejects_zero_byte_and_text_blobs(activity, storage_env):
         assert out["reason"] and out["size_bytes"] == len(data) and out["last_modified"]
 
 
-def test_extract_of_overwritten_version_is_rejected_not_misread(activity, storage_env):
+def test_extract_of_overwritten_or_deleted_version_is_superseded_not_misread(activity, storage_env):
     old = upload_bytes(storage_env, "images-input", "act/changing.png",
                        samples.encode(samples.picture((10, 10)), "PNG"))
     upload_bytes(storage_env, "images-input", "act/changing.png", samples.encode(samples.picture((20, 20)), "PNG"))
     out = activity("ExtractMetadata", {"blob": old.to_dict()})
-    assert out["outcome"] == "rejected" and "overwritten" in out["reason"]
+    assert out == {"outcome": "superseded", "reason": out["reason"]} and "overwritten" in out["reason"]
+    gone = upload_bytes(storage_env, "images-input", "act/gone.png", samples.encode(samples.picture((9, 9)), "PNG"))
+    service_client(storage_env).get_blob_client("images-input", "act/gone.png").delete_blob()
+    out = activity("ExtractMetadata", {"blob": gone.to_dict()})
+    assert out["outcome"] == "superseded" and "deleted" in out["reason"]
+    assert len(out) == 2  # nothing else: no size, no time, nothing a row could be made of
 
 
 def test_unreachable_storage_is_transient_and_names_azurite(activity, monkeypatch):

@@ -1,6 +1,6 @@
 """Every input the local host hands a function has the real host's shape; each test names its source.
 
-Sources, also in ../shared/notes/durable-protocol.md:
+Sources, with links, also in docs/host-protocol.md:
 - blob trigger: blobs extension ``BlobTriggerBinding`` binding data; host ``GrpcMessageConversionExtensions``
   (strings as ``string``, other values as Newtonsoft ``json``); Azure.Storage.Blobs ``BlobProperties.cs``
   (property order and types); azure-sdk-for-net #34410 (``"eTag": {}``).

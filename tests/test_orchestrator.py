@@ -96,7 +96,7 @@ def test_happy_path_extracts_then_stores_processed_row(orchestrators):
     _, status = run(orchestrators, script)
     assert status["runtimeStatus"] == "Completed"
     assert names(script) == ["ExtractMetadata", "StoreMetadata"]
-    assert script.calls[0][1] == {"blob": BLOB.to_dict()}
+    assert script.calls[0][1] == {"blob": BLOB.to_dict(), "instanceId": "img-test"}
     record = script.calls[1][1]["record"]
     assert record["status"] == "processed" and record["error"] is None
     assert record["metadata"]["width"] == 640 and record["size_bytes"] == 2048
@@ -132,12 +132,39 @@ def test_retries_exhausted_record_failed_row_then_instance_fails(orchestrators):
     script = Script([OK_EXTRACT], [TRANSIENT])
     _, status = run(orchestrators, script)
     assert status["runtimeStatus"] == "Failed"
-    # 1 try + one per delay, then one best-effort write of the failed row.
-    assert names(script) == ["ExtractMetadata"] + ["StoreMetadata"] * (len(DELAYS) + 2)
+    # 1 try + one per delay for the processed row, then the same schedule for the failed row.
+    assert names(script) == ["ExtractMetadata"] + ["StoreMetadata"] * 2 * (len(DELAYS) + 1)
     last = script.calls[-1][1]["record"]
     assert last["status"] == "failed" and "40613" in last["error"]
     assert "after 4 attempt(s)" in status["output"]
     assert status["customStatus"]["stage"] == "failed"
+    assert status["customStatus"]["failedRowRecorded"] is False
+    waited = [p.parse_timestamp(t["FireAt"]) - p.parse_timestamp(t["Timestamp"])
+              for t in events(status, p.TIMER_CREATED)]
+    assert waited == [timedelta(seconds=d) for d in DELAYS] * 2
+
+
+def test_failed_row_is_retried_until_the_database_is_back(orchestrators):
+    # The database is down through the whole schedule of the processed row and comes back while
+    # the failed row is retried: the run still ends Failed, with its failed row recorded.
+    script = Script([OK_EXTRACT], [TRANSIENT] * (len(DELAYS) + 1 + 2) + [OK_STORE])
+    _, status = run(orchestrators, script)
+    assert status["runtimeStatus"] == "Failed"
+    assert names(script) == ["ExtractMetadata"] + ["StoreMetadata"] * (len(DELAYS) + 1 + 3)
+    assert script.calls[-1][1]["record"]["status"] == "failed"
+    assert status["customStatus"]["failedRowRecorded"] is True
+
+
+def test_superseded_version_completes_and_writes_nothing(orchestrators):
+    gone = {"outcome": "superseded", "reason": "blob was overwritten before this version could be read"}
+    script = Script([TRANSIENT, gone], [OK_STORE])
+    _, status = run(orchestrators, script)
+    assert status["runtimeStatus"] == "Completed"
+    assert names(script) == ["ExtractMetadata", "ExtractMetadata"]
+    assert status["output"]["status"] == "superseded" and status["output"]["applied"] is False
+    assert "overwritten" in status["output"]["reason"]
+    assert status["customStatus"] == {"stage": "superseded", "blob": BLOB.name, "status": "superseded",
+                                      "reason": gone["reason"]}
 
 
 def test_extraction_never_succeeding_records_failed_row(orchestrators):
@@ -146,6 +173,14 @@ def test_extraction_never_succeeding_records_failed_row(orchestrators):
     assert status["runtimeStatus"] == "Failed"
     assert names(script) == ["ExtractMetadata", "ExtractMetadata", "StoreMetadata"]
     assert script.calls[-1][1]["record"]["status"] == "failed"
+    assert status["customStatus"]["failedRowRecorded"] is True
+
+
+def test_failed_row_after_extraction_is_retried_on_the_schedule(orchestrators):
+    script = Script([TRANSIENT], [TRANSIENT, TRANSIENT, OK_STORE])
+    _, status = run(orchestrators, script, delays=(1.0, 2.0))
+    assert status["runtimeStatus"] == "Failed"
+    assert names(script) == ["ExtractMetadata"] * 3 + ["StoreMetadata"] * 3
     assert status["customStatus"]["failedRowRecorded"] is True
 
 
