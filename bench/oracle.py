@@ -112,8 +112,8 @@ def expected(tags: dict[str, Any]) -> dict[str, Any]:
     gps_time = tags.get("Composite:GPSDateTime")
     rotation = tags.get("QuickTime:Rotation")
     orientation = tags.get("IFD0:Orientation")
-    if tags.get("File:FileType") == "AVIF" and rotation is not None:
-        orientation = AVIF_ROTATION_TO_ORIENTATION.get(rotation)
+    if tags.get("File:FileType") in ("AVIF", "HEIC"):  # irot decides (HEIF), EXIF's is informational
+        orientation = AVIF_ROTATION_TO_ORIENTATION.get(rotation or 0)
     keywords = tags.get("MWG:Keywords")
     return {
         "format": FORMAT_NAMES.get(tags["File:FileType"], tags["File:FileType"]),
