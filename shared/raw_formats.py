@@ -46,7 +46,7 @@ RAW_PHOTOMETRIC = {32803, 34892}  # CFA, LinearRaw
 RAW_COMPRESSION = {34713: "NEF", 32767: "ARW", 65535: "PEF", 32770: "SRW"}
 RW2_SIGNATURE = b"\x88\xe7\x74\xd8\xf8\x25\x1d\x4d\x94\x7a\x6e\x77\x82\x2b\x5d\x6a"
 TAG_DNG_VERSION, TAG_DEFAULT_CROP_SIZE = 0xC612, 0xC620
-TAG_EXIF_WIDTH, TAG_EXIF_HEIGHT = 0xA002, 0xA003
+TAG_EXIF_WIDTH, TAG_EXIF_HEIGHT, TAG_JPEG_OFFSET = 0xA002, 0xA003, 0x0201
 RW2_BORDERS = (0x04, 0x05, 0x06, 0x07)  # top, left, bottom, right
 
 
@@ -81,7 +81,7 @@ def identify(reader: TiffReader, directories: list[Directory]) -> str | None:
     make = _make(ifd0)
     for prefix, name in MAKERS:
         if make.startswith(prefix):
-            if name == "NEF" and ifd0.number(TAG_COMPRESSION) == 6:
+            if name == "NEF" and ifd0.number(TAG_COMPRESSION) == 6 and TAG_JPEG_OFFSET in ifd0:
                 return "NRW"  # exiftool's rule: a JPEG-compressed thumbnail in IFD0
             return name
     return None
