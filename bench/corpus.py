@@ -283,3 +283,202 @@ def raw_corpus() -> dict[str, bytes]:
             chain = [ifd0, _preview(160, 120, subfile=1)]
         files[f"camera-{fmt.lower()}.{fmt.lower()}"] = tiff_bytes(chain, order, magic, extra)
     return files
+
+
+def _png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
+    import zlib
+
+    value = zlib.crc32(kind + data) if crc is None else crc
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", value)
+
+
+def _insert_png_chunk(png: bytes, chunk: bytes) -> bytes:
+    """The chunk placed right after IHDR."""
+    return png[:33] + chunk + png[33:]
+
+
+def raw_profile(name: str, data: bytes) -> str:
+    """An ImageMagick 'Raw profile type' text: name, length, hex digits in lines of 72."""
+    hexed = data.hex()
+    lines = "\n".join(hexed[i:i + 72] for i in range(0, len(hexed), 72))
+    return f"\n{name}\n{len(data):8d}\n{lines}\n"
+
+
+def bmp_bytes(width: int, height: int, bpp: int, *, compression: int = 0, masks: tuple[int, ...] = (),
+              header_size: int = 40, ppm: tuple[int, int] = (2835, 2835), palette: int = 0) -> bytes:
+    """A BMP from the Windows BITMAPINFOHEADER/V4/V5 layouts (or the 12-byte OS/2 core header)."""
+    row = ((width * bpp + 31) // 32) * 4
+    pixels = bytes(row * height)
+    if header_size == 12:
+        dib = struct.pack("<IHHHH", 12, width, height, 1, bpp)
+        table = bytes(3 * palette)
+    else:
+        dib = struct.pack("<IiiHHIIiiII", header_size, width, height, 1, bpp, compression, len(pixels),
+                          ppm[0], ppm[1], palette, 0)
+        if header_size > 40:
+            dib += struct.pack("<" + "I" * 4, *(masks + (0,) * 4)[:4]) + bytes(header_size - 56)
+            extra = b""
+        else:
+            extra = struct.pack("<" + "I" * len(masks), *masks)
+        dib += extra
+        table = bytes(4 * palette)
+    offset = 14 + len(dib) + len(table)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + dib + table + pixels
+
+
+def _heif(im: Image.Image, fmt: str, orientation: int | None, as_bytes: bool, **options: Any) -> bytes:
+    """HEIC/AVIF: EXIF orientation passed as bytes makes libheif/libavif write irot/imir (as
+    iPhones do, keeping EXIF's value too); as a Pillow Exif object, EXIF alone carries it."""
+    import shared.image_open  # noqa: F401 - registers pillow-heif
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Apple", "iPhone 15 Pro"
+    if orientation:
+        exif[0x0112] = orientation
+    out = io.BytesIO()
+    im.save(out, fmt, exif=exif.tobytes() if as_bytes else exif, **options)
+    return out.getvalue()
+
+
+def _save(im: Image.Image, fmt: str, **options: Any) -> bytes:
+    out = io.BytesIO()
+    im.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def odd_corpus() -> dict[str, bytes]:
+    """Valid images that are odd, and the everyday files the issue found misread."""
+    import tifffile
+    import numpy as np
+
+    from devhost import samples
+
+    files: dict[str, bytes] = {}
+    base = samples.picture((120, 80), seed=31)
+    # HEIF/AVIF orientation: irot + EXIF (iPhone), EXIF alone, imir, rotate + mirror.
+    for fmt, ext in (("HEIF", "heic"), ("AVIF", "avif")):
+        files[f"irot-exif6.{ext}"] = _heif(base, fmt, 6, True)
+        files[f"exif6-only.{ext}"] = _heif(base, fmt, 6, False)
+        files[f"imir-2.{ext}"] = _heif(base, fmt, 2, True)
+        files[f"irot-imir-5.{ext}"] = _heif(base, fmt, 5, True)
+        files[f"plain.{ext}"] = _heif(base, fmt, None, True)
+    # Animation: APNG and animated WebP are; MPO and multi-page TIFF are not.
+    frames = [samples.picture((40, 30), seed=s) for s in (1, 2, 3)]
+    for fmt, ext in (("PNG", "png"), ("WEBP", "webp")):
+        out = io.BytesIO()
+        frames[0].save(out, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+        files[f"animated.{ext}"] = out.getvalue()
+    out = io.BytesIO()
+    frames[0].save(out, "TIFF", save_all=True, append_images=frames[1:])
+    files["three-pages.tiff"] = out.getvalue()
+    out = io.BytesIO()
+    frames[0].save(out, "MPO", save_all=True, append_images=frames[1:2],
+                   exif=samples.Exif(make="Apple", model="iPhone 15 Pro").block())
+    files["depth-map.mpo.jpg"] = out.getvalue()
+    # DPI: recorded in each way, and absent.
+    files["no-density.jpg"] = samples.encode(base, "JPEG", samples.Exif(make="Canon", model="EOS 1"))
+    files["jfif-300.jpg"] = samples.encode(base, "JPEG", dpi=(300, 300))
+    exif_res = samples.Exif(make="Canon", model="EOS 2").block()
+    exif_res[0x011A], exif_res[0x011B], exif_res[0x0128] = Fraction(240), Fraction(240), 2
+    files["exif-240.jpg"] = _save(base, "JPEG", exif=exif_res)
+    cm = Image.Exif()
+    cm[0x011A], cm[0x011B], cm[0x0128] = Fraction(118), Fraction(118), 3
+    files["exif-cm.webp"] = _save(base, "WEBP", exif=cm)
+    files["exif-dpi.heic"] = _save(base, "HEIF", exif=cm.tobytes())
+    files["phys.png"] = samples.encode(base, "PNG", dpi=(150, 150))
+    files["no-resolution.tiff"] = tiff_bytes([Ifd(_image_tags(16, 8), data=bytes(16 * 8 * 3))])
+    one = _image_tags(16, 8)
+    one[0x011A] = (RATIONAL, 300)
+    files["x-resolution-only.tiff"] = tiff_bytes([Ifd(one, data=bytes(16 * 8 * 3))])
+    # BitDepth: palette GIFs and BMPs of 1-8 bits.
+    for bits in (1, 2, 4, 8):
+        pal = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=2 ** bits)
+        files[f"palette-{bits}bit.gif"] = samples.encode(pal, "GIF")
+    files["palette-1bit.bmp"] = samples.encode(base.convert("1"), "BMP")
+    files["palette-4bit.bmp"] = bmp_bytes(30, 20, 4, palette=16)
+    files["palette-8bit.bmp"] = samples.encode(base.convert("P"), "BMP")
+    files["core-header-8bit.bmp"] = bmp_bytes(30, 20, 8, header_size=12, palette=256)
+    # BMP bit-field layouts (BI_BITFIELDS = 3, BI_ALPHABITFIELDS = 6) and V4/V5 headers.
+    files["bitfields-565.bmp"] = bmp_bytes(30, 20, 16, compression=3, masks=(0xF800, 0x07E0, 0x001F))
+    files["bitfields-555.bmp"] = bmp_bytes(30, 20, 16, compression=3, masks=(0x7C00, 0x03E0, 0x001F))
+    files["bitfields-4444.bmp"] = bmp_bytes(30, 20, 16, compression=3, header_size=108,
+                                            masks=(0x0F00, 0x00F0, 0x000F, 0xF000))
+    files["bitfields-8888.bmp"] = bmp_bytes(30, 20, 32, compression=3, header_size=124,
+                                            masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000))
+    files["bitfields-101010.bmp"] = bmp_bytes(30, 20, 32, compression=3,
+                                              masks=(0x3FF00000, 0x000FFC00, 0x000003FF))
+    files["rgb-16bit.bmp"] = bmp_bytes(30, 20, 16)
+    # TIFF oddities: big-endian BigTIFF, LogLuv, 32-bit float.
+    arr = np.zeros((20, 30, 3), "uint8")
+    for name, options in (("bigtiff-be.tiff", {"bigtiff": True, "byteorder": ">"}),
+                          ("bigtiff-le.tiff", {"bigtiff": True, "byteorder": "<"})):
+        out = io.BytesIO()
+        tifffile.imwrite(out, arr, photometric="rgb", resolution=(72, 72), metadata=None, **options)
+        files[name] = out.getvalue()
+    out = io.BytesIO()
+    tifffile.imwrite(out, np.zeros((20, 30, 3), "float32"), photometric="rgb", metadata=None)
+    files["float32-rgb.tiff"] = out.getvalue()
+    out = io.BytesIO()
+    tifffile.imwrite(out, np.zeros((20, 30), "float32"), metadata=None)
+    files["float32-gray.tiff"] = out.getvalue()
+    logluv = _image_tags(30, 20, bits=16, samples=3, photometric=32845, compression=34676)
+    logluv[0x0153] = (SHORT, (2, 2, 2))
+    files["logluv.tiff"] = tiff_bytes([Ifd(logluv, data=bytes(600))])
+    # PNG: a bad CRC in an ancillary chunk (libpng warns and drops it), profiles in text chunks.
+    png = samples.encode(base, "PNG")
+    files["bad-crc-text.png"] = _insert_png_chunk(png, _png_chunk(b"tEXt", b"Comment\x00hello", crc=0))
+    files["bad-crc-srgb.png"] = _insert_png_chunk(png, _png_chunk(b"sRGB", b"\x00", crc=1))
+    profiles = PngImagePlugin.PngInfo()
+    exif_block = samples.Exif(make="Canon", model="EOS 80D", taken="2020:02:02 02:02:02",
+                              offset="+03:00").block().tobytes()
+    profiles.add_text("Raw profile type exif", raw_profile("exif", exif_block), zip=True)
+    profiles.add_text("Raw profile type xmp", raw_profile("xmp", samples.xmp_packet(
+        subjects=["magick"], title="Converted by ImageMagick", rating="3")), zip=True)
+    profiles.add_text("Raw profile type iptc", raw_profile("iptc", samples.iptc_block(
+        [(2, 80, b"Photographer"), (2, 116, b"IPTC copyright")])[14:]), zip=False)
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    profiles.add_text("Raw profile type icc", raw_profile("icc", icc), zip=True)
+    out = io.BytesIO()
+    base.save(out, "PNG", pnginfo=profiles)
+    files["magick-profiles.png"] = out.getvalue()
+    # XMP: trailing junk after the end marker; in GIF; GPS only in XMP.
+    packet = samples.xmp_packet(taken="2019-09-09T09:09:09+01:00", subjects=["junk after packet"],
+                                description="kept despite the junk", rating="4")
+    files["xmp-junk.jpg"] = samples.encode(base, "JPEG", xmp=packet + b" " * 2048 + b"\x00\xffjunk</x>")
+    gif = samples.encode(base.convert("P"), "GIF")
+    gif_packet = samples.xmp_packet(subjects=["gif"], title="GIF with XMP", rating="2")
+    trailer = b"\x01" + bytes(range(255, -1, -1)) + b"\x00"
+    table = 3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0
+    at = 13 + table
+    files["xmp.gif"] = gif[:at] + b"\x21\xff\x0bXMP DataXMP" + gif_packet + trailer + gif[at:]
+    gps_xmp = samples.xmp_packet(subjects=["xmp gps"]).replace(
+        b'rdf:about=""', b'rdf:about="" exif:GPSLatitude="48,51.5022N" exif:GPSLongitude="2,17.6689E" '
+        b'exif:GPSAltitude="351/10" exif:GPSAltitudeRef="0"')
+    files["xmp-gps.jpg"] = samples.encode(base, "JPEG", xmp=gps_xmp)
+    # Text and dates: a multi-line description; capture times that cannot exist with their offset.
+    multi = samples.Exif(make="Canon", model="EOS 3").block()
+    multi[0x010E] = "First line\nSecond line\r\nThird\tline"
+    files["multi-line.jpg"] = _save(base, "JPEG", exif=multi)
+    files["year-1.jpg"] = samples.encode(base, "JPEG", samples.Exif(
+        make="Canon", model="EOS 4", taken="0001:01:01 00:00:00", offset="+01:00"))
+    files["year-9999.jpg"] = samples.encode(base, "JPEG", samples.Exif(
+        make="Canon", model="EOS 5", taken="9999:12:31 23:59:59", offset="-01:00"))
+    return files
+
+
+def corrupt_corpus() -> dict[str, bytes]:
+    """Recognisable but broken files: each must be rejected with its decoder's own reason."""
+    from devhost import samples
+
+    png = samples.encode(samples.picture((20, 10)), "PNG")
+    tiff = samples.encode(samples.picture((20, 10)), "TIFF")
+    return {
+        "bad-crc-ihdr.png": png[:29] + b"\x00\x00\x00\x00" + png[33:],
+        "bad-crc-plte.png": _insert_png_chunk(png, _png_chunk(b"PLTE", b"\x00" * 6, crc=1)),
+        "truncated-ihdr.png": png[:20],
+        "ifd-past-end.tiff": tiff[:4] + struct.pack("<I", len(tiff) + 1000) + tiff[8:],
+        "bitfields-overlap.bmp": bmp_bytes(30, 20, 16, compression=3, masks=(0xFF00, 0x0FF0, 0x000F)),
+        "truncated.gif": samples.encode(samples.picture((20, 10)).convert("P"), "GIF")[:9],
+    }

@@ -194,8 +194,8 @@ def _fallback(kind: str | None, fp: IO[bytes], size: int, reason: str) -> tuple[
     if kind == "BMP":
         try:
             header = read_bmp_header(fp, size)
-        except NotBmp:
-            header = None
+        except NotBmp as exc:
+            header, reason = None, f"{reason}; {exc}"
         if header is not None and header.compression in (BI_BITFIELDS, BI_ALPHABITFIELDS):
             return describe_bmp(header), []
     elif kind == "TIFF" and _tiff_without_decoder(fp):
