@@ -348,8 +348,8 @@ def _save(im: Image.Image, fmt: str, **options: Any) -> bytes:
 
 def odd_corpus() -> dict[str, bytes]:
     """Valid images that are odd, and the everyday files the issue found misread."""
-    import tifffile
     import numpy as np
+    import tifffile
 
     from devhost import samples
 
@@ -371,6 +371,7 @@ def odd_corpus() -> dict[str, bytes]:
     out = io.BytesIO()
     frames[0].save(out, "TIFF", save_all=True, append_images=frames[1:])
     files["three-pages.tiff"] = out.getvalue()
+    files["orientation-6.tiff"] = _save(base, "TIFF", exif=samples.Exif(orientation=6, make="Leica").block())
     out = io.BytesIO()
     frames[0].save(out, "MPO", save_all=True, append_images=frames[1:2],
                    exif=samples.Exif(make="Apple", model="iPhone 15 Pro").block())

@@ -22,7 +22,7 @@ from PIL import Image, ImageCms
 
 from shared import capture_time, header_facts, places
 from shared.embedded_profiles import gif_xmp, png_text_profiles
-from shared.errors import RejectedInput
+from shared.errors import PipelineError, RejectedInput
 from shared.header_image import HeaderImage
 from shared.heif_boxes import read_heif_info
 from shared.image_open import ALLOWED_FORMATS, open_image
@@ -138,6 +138,8 @@ def _ifd(exif: Any, tag: int) -> Any:
             return {}
     try:
         return dict(exif.get_ifd(tag))
+    except PipelineError:  # a storage fault from fetch (or our read budget) is no broken directory
+        raise
     except Exception:  # noqa: BLE001 - a broken directory costs its fields, not the image
         return {}
 
@@ -160,6 +162,8 @@ def _apply_exif(im: Any, meta: ImageMetadata, found: _Found) -> Any:
         return None
     try:
         exif = im.getexif()
+    except PipelineError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a broken EXIF block costs the fields, not the image
         _warn(meta, "exif", exc)
         return None
@@ -221,6 +225,8 @@ def _read_embedded(im: Image.Image, meta: ImageMetadata, found: _Found) -> None:
         try:
             found.iptc = read_iptc(im)
             found.iptc_first = bool(found.iptc) and iptc_newer_than_xmp(im)
+        except PipelineError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a broken IPTC block costs its fields only
             _warn(meta, "iptc", exc)
 
@@ -400,13 +406,23 @@ def _rational_text(value: Any) -> Any:
     return value
 
 
+def _stored_size(im: Any) -> tuple[int, int]:
+    """The size as stored (exiftool's): Pillow swaps a TIFF's for orientations 5-8."""
+    tags = getattr(im, "tag_v2", None) if im.format == "TIFF" else None
+    if tags is not None:
+        width, height = tags.get(256), tags.get(257)
+        if isinstance(width, int) and isinstance(height, int):
+            return width, height
+    return im.size
+
+
 def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
     """Read metadata from a seekable file; raise RejectedInput if it is not an acceptable image."""
     if size == 0:
         raise RejectedInput("empty blob (0 bytes): nothing to read")
     im, open_warnings = open_image(fp, size)
     try:
-        width, height = im.size
+        width, height = _stored_size(im)
         if width <= 0 or height <= 0:
             raise RejectedInput(f"image header gives an empty size {width}x{height}")
         fmt = im.format or "UNKNOWN"
@@ -446,7 +462,7 @@ def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
         meta.dpi_x, meta.dpi_y = header_facts.dpi(im, exif)
         meta.icc_profile = _icc_description(im.info.get("icc_profile"))
         return meta
-    except (RejectedInput, MemoryError):
+    except (PipelineError, MemoryError):  # rejections, and storage faults from fetch, pass unchanged
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure on hostile input is a rejection
         raise RejectedInput(f"corrupt {getattr(im, 'format', None) or 'image'}: "
