@@ -282,7 +282,32 @@ def raw_corpus() -> dict[str, bytes]:
             ifd0.children = dict(children)
             chain = [ifd0, _preview(160, 120, subfile=1)]
         files[f"camera-{fmt.lower()}.{fmt.lower()}"] = tiff_bytes(chain, order, magic, extra)
+    files["camera-raf.raf"] = raf_bytes()
     return files
+
+
+def raf_bytes(width: int = 6240, height: int = 4160) -> bytes:
+    """A Fujifilm RAF: header (magic, versions, camera name, the JPEG's and directories' offsets),
+    the embedded JPEG preview carrying the EXIF, then the RAF directory and the CFA data."""
+    from devhost import samples
+
+    exif = samples.Exif(orientation=8, make="FUJIFILM", model="X-T5", taken="2024:10:11 12:13:14",
+                        offset="+09:00", gps=(35.6585805, 139.7454329, 40.0)).block()
+    sub = exif.get_ifd(0x8769)
+    from PIL.TiffImagePlugin import IFDRational
+
+    sub[0x829A], sub[0x829D], sub[0x8827], sub[0x920A] = IFDRational(1, 250), IFDRational(28, 5), 400, IFDRational(35)
+    preview = _save(samples.noise((640, 426)), "JPEG", exif=exif, quality=90)  # ~250 KB, as cameras'
+    jpeg_offset = 0x94
+    directory_offset = jpeg_offset + len(preview)
+    entries = [(0x100, struct.pack(">HH", height + 32, width + 64)), (0x110, struct.pack(">HH", 16, 32)),
+               (0x111, struct.pack(">HH", height, width)), (0x130, b"\x01\x00\x00\x00")]
+    directory = struct.pack(">I", len(entries)) + b"".join(struct.pack(">HH", t, len(v)) + v for t, v in entries)
+    cfa_offset = directory_offset + len(directory)
+    header = (b"FUJIFILMCCD-RAW 0201FF393501" + b"X-T5".ljust(32, b"\x00") + b"0100" + bytes(20)
+              + struct.pack(">IIIIII", jpeg_offset, len(preview), directory_offset, len(directory), cfa_offset, 4096))
+    header = header.ljust(jpeg_offset, b"\x00")
+    return header + preview + directory + bytes(4096)
 
 
 def _png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:

@@ -27,7 +27,7 @@ from shared.models import ImageMetadata
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMAT_NAMES = {"Extended WEBP": "WEBP", "HEIC": "HEIF", "MPO": "JPEG", "BTF": "TIFF", "APNG": "PNG"}
 MIME_NAMES = {"image/heic": "image/heif", "image/x-tiff-big": "image/tiff", "image/apng": "image/png"}
-RAW_TYPES = {"DNG", "CR2", "NEF", "NRW", "ARW", "ORF", "RW2", "PEF", "SRW", "IIQ", "3FR"}
+RAW_TYPES = {"DNG", "CR2", "NEF", "NRW", "ARW", "ORF", "RW2", "PEF", "SRW", "IIQ", "3FR", "RAF"}
 SKIP = object()  # exiftool's values cannot judge this field for this file
 AVIF_ROTATION_TO_ORIENTATION = {0: 1, 90: 8, 180: 3, 270: 6}
 MISSING = object()
@@ -195,6 +195,8 @@ def _first_number(value: Any) -> Any:
 def _bit_depth(tags: dict[str, Any]) -> Any:
     """Bits per sample (palette images: index bits) from exiftool's per-format tags."""
     file_type = tags["File:FileType"]
+    if file_type == "RAF":
+        return SKIP  # exiftool's BitsPerSample there is the embedded JPEG preview's
     if file_type in RAW_TYPES:
         return _first_number(tags.get("Pri:BitsPerSample"))
     if file_type in ("PNG", "APNG"):

@@ -40,6 +40,7 @@ from shared.header_image import (
     describe_tiff,
     read_bmp_header,
 )
+from shared.raw_containers import RAF_MAGIC, NotRaf, describe_raf
 from shared.tiff_ifd import TAG_COMPRESSION, TAG_PHOTOMETRIC, TAG_SAMPLE_FORMAT, NotTiff, TiffReader
 
 try:  # HEIC/HEIF (phones upload them) through the maintained pillow-heif plugin.
@@ -85,6 +86,8 @@ def sniff(head: bytes) -> str | None:
             return "TIFF"
     if head[:2] == b"BM":
         return "BMP"
+    if head[:8] == RAF_MAGIC:
+        return "RAF"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in (b"avif", b"avis"):
@@ -176,6 +179,11 @@ def open_image(fp: IO[bytes], size: int) -> tuple[Any, list[str]]:
         if raw is not None:
             return raw, []
         fp.seek(0)
+    elif kind == "RAF":
+        try:
+            return describe_raf(fp), []
+        except (NotRaf, struct.error) as exc:
+            raise RejectedInput(f"corrupt RAF: {exc}") from None
     try:
         return _pillow_open(fp), []
     except UnidentifiedImageError:

@@ -38,7 +38,7 @@ RAW_EXPECTED = {  # format, content type, full-size width x height, as exiftool 
 @pytest.mark.parametrize("fmt", list(RAW_EXPECTED))
 def test_raw_photo_is_named_sized_and_described_from_its_raw_exif(fmt):
     assert fmt in ALLOWED_FORMATS
-    data = RAW[f"camera-{fmt.lower()}.{fmt.lower()}"]
+    data = RAW[f"camera-{fmt.lower()}.{fmt.lower()}"]  # RAF has its own test below
     meta = extract_from_bytes(data)
     content_type, width, height = RAW_EXPECTED[fmt]
     assert (meta.format, meta.content_type, meta.width, meta.height) == (fmt, content_type, width, height)
@@ -46,6 +46,26 @@ def test_raw_photo_is_named_sized_and_described_from_its_raw_exif(fmt):
     assert (meta.exposure_time, meta.f_number, meta.iso, meta.focal_length) == (0.004, 5.6, 400, 35.0)
     assert meta.orientation in (1, 3, 6, 8)
     assert meta.read_requests == 1 and meta.bytes_read <= 64 * 1024  # the directories, not the pixels
+
+
+def test_raf_is_sized_by_its_raf_directory_with_exif_from_its_preview():
+    assert "RAF" in ALLOWED_FORMATS
+    meta = extract_from_bytes(RAW["camera-raf.raf"])
+    assert (meta.format, meta.content_type, meta.width, meta.height) == ("RAF", "image/x-fujifilm-raf", 6240, 4160)
+    assert (meta.orientation, meta.display_width, meta.display_height) == (8, 4160, 6240)
+    assert (meta.camera_make, meta.camera_model, meta.captured_at_offset) == ("FUJIFILM", "X-T5", "+09:00")
+    assert (meta.exposure_time, meta.iso, meta.country) == (0.004, 400, "Japan")
+    # the header and preview's EXIF in the first request, the directory after the preview in a second
+    assert meta.read_requests == 2 and meta.bytes_read < len(RAW["camera-raf.raf"])
+
+
+def test_raf_without_a_size_is_rejected_with_the_reason():
+    from bench.corpus import raf_bytes
+
+    data = bytearray(raf_bytes())
+    struct.pack_into(">I", data, 0x5C, len(data) + 100)  # the directory offset past the end
+    with pytest.raises(RejectedInput, match="corrupt RAF: RAF directory"):
+        extract_from_bytes(bytes(data))
 
 
 def test_raw_gps_and_orientation_come_from_the_raw():
