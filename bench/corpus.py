@@ -283,7 +283,34 @@ def raw_corpus() -> dict[str, bytes]:
             chain = [ifd0, _preview(160, 120, subfile=1)]
         files[f"camera-{fmt.lower()}.{fmt.lower()}"] = tiff_bytes(chain, order, magic, extra)
     files["camera-raf.raf"] = raf_bytes()
+    files["camera-cr3.cr3"] = cr3_bytes()
     return files
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def cr3_bytes(width: int = 6000, height: int = 4000) -> bytes:
+    """A Canon CR3 as lclevy's description and exiftool's Canon::uuid table lay it out: ftyp
+    'crx ', moov with Canon's uuid box (CNCV, CMT1 = IFD0, CMT2 = EXIF, CMT4 = GPS, each a small
+    TIFF) and a track whose CRAW sample entry holds the picture's size, then mdat."""
+    tags, children = camera_exif("Canon", "Canon EOS R6", orientation=6, taken="2022:11:12 13:14:15",
+                                 offset="-05:00", gps=(40.6892494, -74.0445004, 10.5))
+    ifd0 = Ifd({**tags, 0x0100: (LONG, width), 0x0101: (LONG, height)})
+    cmt1 = tiff_bytes([ifd0])
+    cmt2 = tiff_bytes(children[0x8769])
+    cmt4 = tiff_bytes(children[0x8825])
+    canon = (bytes.fromhex("85c0b687820f11e08111f4ce462b6a48") + _box(b"CNCV", b"CanonCR3_001/00.10.00/00.00.00")
+             + _box(b"CMT1", cmt1) + _box(b"CMT2", cmt2) + _box(b"CMT4", cmt4))
+    craw = (bytes(6) + struct.pack(">H", 1) + bytes(16) + struct.pack(">HH", width, height)
+            + struct.pack(">II", 0x00480000, 0x00480000) + bytes(4) + struct.pack(">H", 1) + bytes(32)
+            + struct.pack(">Hh", 24, -1))
+    stsd = struct.pack(">II", 0, 1) + _box(b"CRAW", craw)
+    trak = _box(b"trak", _box(b"mdia", _box(b"minf", _box(b"stbl", _box(b"stsd", stsd)))))
+    moov = _box(b"moov", _box(b"uuid", canon) + trak)
+    ftyp = _box(b"ftyp", b"crx " + struct.pack(">I", 1) + b"crx isom")
+    return ftyp + moov + _box(b"mdat", bytes(8192))
 
 
 def raf_bytes(width: int = 6240, height: int = 4160) -> bytes:

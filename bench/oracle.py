@@ -27,7 +27,7 @@ from shared.models import ImageMetadata
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMAT_NAMES = {"Extended WEBP": "WEBP", "HEIC": "HEIF", "MPO": "JPEG", "BTF": "TIFF", "APNG": "PNG"}
 MIME_NAMES = {"image/heic": "image/heif", "image/x-tiff-big": "image/tiff", "image/apng": "image/png"}
-RAW_TYPES = {"DNG", "CR2", "NEF", "NRW", "ARW", "ORF", "RW2", "PEF", "SRW", "IIQ", "3FR", "RAF"}
+RAW_TYPES = {"DNG", "CR2", "NEF", "NRW", "ARW", "ORF", "RW2", "PEF", "SRW", "IIQ", "3FR", "RAF", "CR3"}
 SKIP = object()  # exiftool's values cannot judge this field for this file
 AVIF_ROTATION_TO_ORIENTATION = {0: 1, 90: 8, 180: 3, 270: 6}
 MISSING = object()

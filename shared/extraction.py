@@ -31,7 +31,7 @@ from shared.models import EXTRACTOR_VERSION, ImageMetadata
 from shared.ranged_reader import RangedFile
 from shared.raw_formats import CONTENT_TYPES as RAW_CONTENT_TYPES
 from shared.settings import Limits
-from shared.tiff_ifd import ExifView, NotTiff
+from shared.tiff_ifd import Directory
 from shared.xmp import XmpError, gps_coordinate, parse_xmp
 
 # We never decode pixels, so Pillow's decompression-bomb guard (which exists to
@@ -131,13 +131,9 @@ def _gps_coordinate(dms: Any, ref: Any, negative_ref: str, bound: float) -> floa
 
 def _ifd(exif: Any, tag: int) -> Any:
     """A sub-directory of the EXIF block (anything with ``get``), or nothing if it is broken."""
-    if isinstance(exif, ExifView):
-        try:
-            return exif.get_ifd(tag)
-        except NotTiff:
-            return {}
     try:
-        return dict(exif.get_ifd(tag))
+        found = exif.get_ifd(tag)
+        return found if isinstance(found, Directory) else dict(found)
     except PipelineError:  # a storage fault from fetch (or our read budget) is no broken directory
         raise
     except Exception:  # noqa: BLE001 - a broken directory costs its fields, not the image

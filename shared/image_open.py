@@ -40,7 +40,7 @@ from shared.header_image import (
     describe_tiff,
     read_bmp_header,
 )
-from shared.raw_containers import RAF_MAGIC, NotRaf, describe_raf
+from shared.raw_containers import RAF_MAGIC, NotRaf, describe_cr3, describe_raf
 from shared.tiff_ifd import TAG_COMPRESSION, TAG_PHOTOMETRIC, TAG_SAMPLE_FORMAT, NotTiff, TiffReader
 
 try:  # HEIC/HEIF (phones upload them) through the maintained pillow-heif plugin.
@@ -90,6 +90,8 @@ def sniff(head: bytes) -> str | None:
         return "RAF"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
+        if brand == b"crx ":
+            return "CR3"
         if brand in (b"avif", b"avis"):
             return "AVIF"
         if brand in (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"):
@@ -179,11 +181,11 @@ def open_image(fp: IO[bytes], size: int) -> tuple[Any, list[str]]:
         if raw is not None:
             return raw, []
         fp.seek(0)
-    elif kind == "RAF":
+    elif kind in ("RAF", "CR3"):
         try:
-            return describe_raf(fp), []
-        except (NotRaf, struct.error) as exc:
-            raise RejectedInput(f"corrupt RAF: {exc}") from None
+            return (describe_raf(fp) if kind == "RAF" else describe_cr3(fp, size)), []
+        except (NotRaf, NotTiff, struct.error) as exc:
+            raise RejectedInput(f"corrupt {kind}: {exc}") from None
     try:
         return _pillow_open(fp), []
     except UnidentifiedImageError:

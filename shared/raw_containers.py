@@ -1,4 +1,4 @@
-"""Raw photos in their makers' own containers: Fujifilm RAF.
+"""Raw photos in their makers' own containers: Fujifilm RAF, Canon CR3.
 
 RAF (as exiftool's FujiFilm module reads it): a 0x5C-byte big-endian header — ``FUJIFILM``,
 format and camera names, then the embedded JPEG preview's offset and length at 0x54 — and
@@ -11,6 +11,7 @@ RAF costs the first request plus one for its directory.
 
 from __future__ import annotations
 
+import io
 import struct
 from typing import IO
 
@@ -102,3 +103,96 @@ def describe_raf(fp: IO[bytes]) -> HeaderImage:
         exif.load(segments["exif"])
     info = {"xmp": segments["xmp"]} if "xmp" in segments else {}
     return HeaderImage(format="RAF", size=size, mode="CFA", info=info, exif=exif)
+
+
+# ---- Canon CR3 ----------------------------------------------------------------------------------
+# An ISO base media file (brand "crx "): moov holds Canon's uuid box 85c0b687-820f-11e0-8111-
+# f4ce462b6a48 with CMT1 (IFD0), CMT2 (the EXIF directory), CMT4 (the GPS directory), each a
+# little TIFF (exiftool's Canon::uuid table; lclevy's CR3 description), and tracks whose
+# 'CRAW' sample entries give each picture's width and height (track 1 the full-size picture).
+
+CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+MAX_MOOV = 8 * 1024 * 1024
+
+
+def _boxes(data: bytes, start: int, end: int):
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1 and pos + 16 <= end:
+            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        if size < header or pos + size > end:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+class Cr3Exif:
+    """CMT1/CMT2/CMT4 behind the ``get``/``get_ifd`` calls extraction makes on EXIF."""
+
+    def __init__(self, directories: dict[bytes, object]) -> None:
+        self.directories = directories
+
+    def get(self, tag: int, default: object = None) -> object:
+        ifd0 = self.directories.get(b"CMT1")
+        return ifd0.get(tag, default) if ifd0 is not None else default  # type: ignore[attr-defined]
+
+    def get_ifd(self, tag: int) -> object:
+        return self.directories.get({0x8769: b"CMT2", 0x8825: b"CMT4"}.get(tag, b""), {})
+
+
+def _craw_sizes(data: bytes, start: int, end: int, depth: int = 0) -> list[tuple[int, int]]:
+    sizes = []
+    for kind, s, e in _boxes(data, start, end):
+        if kind in (b"trak", b"mdia", b"minf", b"stbl") and depth < 6:
+            sizes += _craw_sizes(data, s, e, depth + 1)
+        elif kind == b"stsd" and e - s >= 8:
+            for entry, es, ee in _boxes(data, s + 8, e):
+                if entry == b"CRAW" and ee - es >= 28:
+                    sizes.append(struct.unpack_from(">HH", data, es + 24))
+    return sizes
+
+
+def describe_cr3(fp: IO[bytes], size: int) -> HeaderImage:
+    from shared.tiff_ifd import TAG_HEIGHT, TAG_WIDTH, NotTiff, TiffReader
+
+    pos, moov = 0, None
+    for _ in range(16):
+        fp.seek(pos)
+        head = fp.read(16)
+        if len(head) < 8:
+            break
+        box_size, kind = struct.unpack_from(">I4s", head)
+        if box_size == 1 and len(head) == 16:
+            box_size = struct.unpack_from(">Q", head, 8)[0]
+        if box_size < 8:
+            break
+        if kind == b"moov":
+            if box_size > MAX_MOOV:
+                raise NotRaf(f"CR3 moov box of {box_size} bytes is over {MAX_MOOV}")
+            fp.seek(pos)
+            moov = fp.read(box_size)
+            break
+        pos += box_size
+    if moov is None:
+        raise NotRaf("CR3 without a moov box")
+    directories: dict[bytes, object] = {}
+    for kind, s, e in _boxes(moov, 8, len(moov)):
+        if kind == b"uuid" and moov[s:s + 16] == CANON_UUID:
+            for sub, ss, se in _boxes(moov, s + 16, e):
+                if sub in (b"CMT1", b"CMT2", b"CMT4"):
+                    try:
+                        chain = TiffReader(io.BytesIO(moov[ss:se])).chain()
+                    except NotTiff:
+                        continue
+                    if chain:
+                        directories[sub] = chain[0]
+    exif = Cr3Exif(directories)
+    width, height = exif.get(TAG_WIDTH), exif.get(TAG_HEIGHT)
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        sizes = _craw_sizes(moov, 8, len(moov))
+        if not sizes:
+            raise NotRaf("CR3 gives no image size (CMT1 ImageWidth/ImageLength or a CRAW track)")
+        width, height = max(sizes, key=lambda s: s[0] * s[1])
+    return HeaderImage(format="CR3", size=(width, height), mode="CFA", exif=exif)

@@ -38,7 +38,8 @@ CONTENT_TYPES = {
     "NRW": "image/x-nikon-nrw", "ARW": "image/x-sony-arw", "ORF": "image/x-olympus-orf",
     "RW2": "image/x-panasonic-rw2", "PEF": "image/x-pentax-pef", "SRW": "image/x-samsung-srw",
     "IIQ": "image/x-raw", "3FR": "image/x-hasselblad-3fr",
-    "RAF": "image/x-fujifilm-raf",  # Fujifilm's own container: shared/raw_containers.py
+    # the makers' own containers: shared/raw_containers.py
+    "RAF": "image/x-fujifilm-raf", "CR3": "image/x-canon-cr3",
 }
 RAW_FORMATS = tuple(CONTENT_TYPES)
 MAKERS = (("NIKON", "NEF"), ("SONY", "ARW"), ("PENTAX", "PEF"), ("RICOH IMAGING", "PEF"),

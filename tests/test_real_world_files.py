@@ -59,6 +59,29 @@ def test_raf_is_sized_by_its_raf_directory_with_exif_from_its_preview():
     assert meta.read_requests == 2 and meta.bytes_read < len(RAW["camera-raf.raf"])
 
 
+def test_cr3_is_sized_and_described_from_canons_uuid_box():
+    assert "CR3" in ALLOWED_FORMATS
+    meta = extract_from_bytes(RAW["camera-cr3.cr3"])
+    assert (meta.format, meta.content_type, meta.width, meta.height) == ("CR3", "image/x-canon-cr3", 6000, 4000)
+    assert (meta.orientation, meta.display_width, meta.display_height) == (6, 4000, 6000)
+    assert (meta.camera_model, meta.captured_at, meta.captured_at_offset) == (
+        "Canon EOS R6", "2022-11-12T13:14:15", "-05:00")
+    assert (meta.exposure_time, meta.iso, meta.gps_altitude) == (0.004, 400, 10.5)
+    assert meta.read_requests == 1
+
+
+def test_cr3_falls_back_to_its_craw_track_and_rejects_a_cr3_without_a_size():
+    from bench.corpus import cr3_bytes
+
+    data = cr3_bytes(4000, 3000)
+    ifd_sized = data.replace(b"\x00\x01\x04\x00\x01\x00\x00\x00\xa0\x0f", b"\x00\x01\x04\x00\x01\x00\x00\x00\x00\x00")
+    assert ifd_sized != data  # CMT1's ImageWidth zeroed: the CRAW entry decides
+    assert (extract_from_bytes(ifd_sized).width, extract_from_bytes(ifd_sized).height) == (4000, 3000)
+    no_track = ifd_sized.replace(b"CRAW", b"XXXX")
+    with pytest.raises(RejectedInput, match="corrupt CR3: CR3 gives no image size"):
+        extract_from_bytes(no_track)
+
+
 def test_raf_without_a_size_is_rejected_with_the_reason():
     from bench.corpus import raf_bytes
 
