@@ -284,7 +284,20 @@ def raw_corpus() -> dict[str, bytes]:
         files[f"camera-{fmt.lower()}.{fmt.lower()}"] = tiff_bytes(chain, order, magic, extra)
     files["camera-raf.raf"] = raf_bytes()
     files["camera-cr3.cr3"] = cr3_bytes()
+    files["camera-mrw.mrw"] = mrw_bytes()
     return files
+
+
+def mrw_bytes(width: int = 3016, height: int = 2008) -> bytes:
+    """A Minolta MRW: "\\0MRM", the data offset, PRD (sizes, depths), TTW (a TIFF with IFD0 and
+    EXIF), then the raw data."""
+    tags, children = camera_exif("KONICA MINOLTA", "DYNAX 7D", orientation=1, taken="2005:06:07 08:09:10",
+                                 offset=None)
+    ifd0 = Ifd(tags, children)
+    ttw = tiff_bytes([ifd0], order=">")
+    prd = b"21810002" + struct.pack(">HHHHBBBBHH", height + 8, width + 16, height, width, 12, 12, 0x59, 0, 0, 0)
+    segments = b"\x00PRD" + struct.pack(">I", len(prd)) + prd + b"\x00TTW" + struct.pack(">I", len(ttw)) + ttw
+    return b"\x00MRM" + struct.pack(">I", len(segments)) + segments + bytes(8192)
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:

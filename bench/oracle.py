@@ -27,7 +27,7 @@ from shared.models import ImageMetadata
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMAT_NAMES = {"Extended WEBP": "WEBP", "HEIC": "HEIF", "MPO": "JPEG", "BTF": "TIFF", "APNG": "PNG"}
 MIME_NAMES = {"image/heic": "image/heif", "image/x-tiff-big": "image/tiff", "image/apng": "image/png"}
-RAW_TYPES = {"DNG", "CR2", "NEF", "NRW", "ARW", "ORF", "RW2", "PEF", "SRW", "IIQ", "3FR", "RAF", "CR3"}
+RAW_TYPES = {"DNG", "CR2", "NEF", "NRW", "ARW", "ORF", "RW2", "PEF", "SRW", "IIQ", "3FR", "RAF", "CR3", "MRW"}
 SKIP = object()  # exiftool's values cannot judge this field for this file
 AVIF_ROTATION_TO_ORIENTATION = {0: 1, 90: 8, 180: 3, 270: 6}
 MISSING = object()
@@ -197,6 +197,8 @@ def _bit_depth(tags: dict[str, Any]) -> Any:
     file_type = tags["File:FileType"]
     if file_type == "RAF":
         return SKIP  # exiftool's BitsPerSample there is the embedded JPEG preview's
+    if file_type == "MRW":
+        return tags.get("MinoltaRaw:BitDepth")
     if file_type in RAW_TYPES:
         return _first_number(tags.get("Pri:BitsPerSample"))
     if file_type in ("PNG", "APNG"):

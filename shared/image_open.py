@@ -40,7 +40,7 @@ from shared.header_image import (
     describe_tiff,
     read_bmp_header,
 )
-from shared.raw_containers import RAF_MAGIC, NotRaf, describe_cr3, describe_raf
+from shared.raw_containers import MRW_MAGIC, RAF_MAGIC, NotRaf, describe_cr3, describe_mrw, describe_raf
 from shared.tiff_ifd import TAG_COMPRESSION, TAG_PHOTOMETRIC, TAG_SAMPLE_FORMAT, NotTiff, TiffReader
 
 try:  # HEIC/HEIF (phones upload them) through the maintained pillow-heif plugin.
@@ -88,6 +88,8 @@ def sniff(head: bytes) -> str | None:
         return "BMP"
     if head[:8] == RAF_MAGIC:
         return "RAF"
+    if head[:4] == MRW_MAGIC:
+        return "MRW"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand == b"crx ":
@@ -181,9 +183,10 @@ def open_image(fp: IO[bytes], size: int) -> tuple[Any, list[str]]:
         if raw is not None:
             return raw, []
         fp.seek(0)
-    elif kind in ("RAF", "CR3"):
+    elif kind in ("RAF", "CR3", "MRW"):
         try:
-            return (describe_raf(fp) if kind == "RAF" else describe_cr3(fp, size)), []
+            reader = {"RAF": describe_raf, "MRW": describe_mrw}.get(kind)
+            return (reader(fp) if reader else describe_cr3(fp, size)), []
         except (NotRaf, NotTiff, struct.error) as exc:
             raise RejectedInput(f"corrupt {kind}: {exc}") from None
     try:

@@ -196,3 +196,43 @@ def describe_cr3(fp: IO[bytes], size: int) -> HeaderImage:
             raise NotRaf("CR3 gives no image size (CMT1 ImageWidth/ImageLength or a CRAW track)")
         width, height = max(sizes, key=lambda s: s[0] * s[1])
     return HeaderImage(format="CR3", size=(width, height), mode="CFA", exif=exif)
+
+
+# ---- Minolta MRW --------------------------------------------------------------------------------
+# "\0MRM", the data offset, then segments (4-byte tag, 4-byte length): PRD gives the picture's
+# size (ImageHeight at 12, ImageWidth at 14, BitDepth at 17, big-endian), TTW is a TIFF holding
+# IFD0 and its EXIF directory (exiftool's MinoltaRaw module).
+
+MRW_MAGIC = b"\x00MRM"
+
+
+def describe_mrw(fp: IO[bytes]) -> HeaderImage:
+    from shared.tiff_ifd import ExifView, NotTiff, TiffReader
+
+    fp.seek(0)
+    head = fp.read(8)
+    if len(head) < 8 or head[:4] != MRW_MAGIC:
+        raise NotRaf("no MRW header")
+    end = 8 + struct.unpack_from(">I", head, 4)[0]
+    pos, size, bits, exif = 8, None, None, None
+    while pos + 8 <= end:
+        fp.seek(pos)
+        tag, length = struct.unpack(">4sI", fp.read(8))
+        if pos + 8 + length > end:
+            raise NotRaf(f"MRW segment {tag!r} runs past the data offset")
+        if tag == b"\x00PRD" and length >= 18:
+            prd = fp.read(length)
+            height, width = struct.unpack_from(">HH", prd, 12)
+            size, bits = (width, height), prd[17] or None
+        elif tag == b"\x00TTW":
+            try:
+                reader = TiffReader(io.BytesIO(fp.read(length)))
+                chain = reader.chain()
+            except NotTiff:
+                chain = []
+            if chain:
+                exif = ExifView(reader, chain[0])
+        pos += 8 + length
+    if not size or not all(size):
+        raise NotRaf("MRW without a PRD segment giving the image size")
+    return HeaderImage(format="MRW", size=size, mode="CFA", bit_depth=bits, exif=exif)

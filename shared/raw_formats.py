@@ -39,7 +39,7 @@ CONTENT_TYPES = {
     "RW2": "image/x-panasonic-rw2", "PEF": "image/x-pentax-pef", "SRW": "image/x-samsung-srw",
     "IIQ": "image/x-raw", "3FR": "image/x-hasselblad-3fr",
     # the makers' own containers: shared/raw_containers.py
-    "RAF": "image/x-fujifilm-raf", "CR3": "image/x-canon-cr3",
+    "RAF": "image/x-fujifilm-raf", "CR3": "image/x-canon-cr3", "MRW": "image/x-minolta-mrw",
 }
 RAW_FORMATS = tuple(CONTENT_TYPES)
 MAKERS = (("NIKON", "NEF"), ("SONY", "ARW"), ("PENTAX", "PEF"), ("RICOH IMAGING", "PEF"),

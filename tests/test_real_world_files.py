@@ -82,6 +82,16 @@ def test_cr3_falls_back_to_its_craw_track_and_rejects_a_cr3_without_a_size():
         extract_from_bytes(no_track)
 
 
+def test_mrw_is_sized_by_its_prd_segment_with_exif_from_ttw():
+    meta = extract_from_bytes(RAW["camera-mrw.mrw"])
+    assert (meta.format, meta.content_type, meta.width, meta.height, meta.bit_depth) == (
+        "MRW", "image/x-minolta-mrw", 3016, 2008, 12)
+    assert (meta.camera_model, meta.captured_at, meta.exposure_time) == ("DYNAX 7D", "2005-06-07T08:09:10", 0.004)
+    broken = RAW["camera-mrw.mrw"].replace(b"\x00PRD", b"\x00XXX")
+    with pytest.raises(RejectedInput, match="corrupt MRW: MRW without a PRD"):
+        extract_from_bytes(broken)
+
+
 def test_raf_without_a_size_is_rejected_with_the_reason():
     from bench.corpus import raf_bytes
 
