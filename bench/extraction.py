@@ -272,7 +272,7 @@ def ours_without_lookups(files: list[Path], limits: Limits) -> dict[str, Any]:
 
 def raw_reads(limits: Limits) -> dict[str, Any]:
     """Bytes and ranged requests each raw format costs (64 KiB chunks), against its file size."""
-    from bench.corpus import raw_corpus
+    from bench.spec_files import raw_corpus
 
     found = {}
     for _, data in sorted(raw_corpus().items()):

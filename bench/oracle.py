@@ -336,7 +336,7 @@ DELIBERATE = {"xmp-bomb.jpg": {"rating"}, "magick-profiles.png": {"artist", "cop
 def full_corpus() -> dict[str, bytes]:
     """Everything the oracle judges: the size/EXIF corpus, the descriptive-metadata corpus, the
     odd-but-valid images and one raw photo per TIFF-based raw format."""
-    from bench.corpus import odd_corpus, raw_corpus
+    from bench.spec_files import odd_corpus, raw_corpus
 
     return {**samples.oracle_corpus(), **samples.metadata_corpus(), **odd_corpus(), **raw_corpus()}
 

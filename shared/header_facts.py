@@ -22,8 +22,6 @@ import math
 import struct
 from typing import IO, Any
 
-from PIL import Image
-
 from shared.header_image import HeaderImage, NotBmp, read_bmp_header
 
 TAG_X_RESOLUTION, TAG_Y_RESOLUTION, TAG_RESOLUTION_UNIT = 0x011A, 0x011B, 0x0128
@@ -158,6 +156,3 @@ def frames(im: Any, heif_sequence: bool = False) -> tuple[bool, int]:
     animated = im.format in ANIMATION_FORMATS and count > 1 and bool(getattr(im, "is_animated", False))
     return animated, count
 
-
-def is_pillow_image(im: Any) -> bool:
-    return isinstance(im, Image.Image)

@@ -7,7 +7,7 @@ import resource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.corpus import corrupt_corpus, odd_corpus, raw_corpus
+from bench.spec_files import corrupt_corpus, odd_corpus, raw_corpus
 from devhost import samples
 from shared.errors import RejectedInput
 from shared.extraction import extract_from_bytes

@@ -148,7 +148,7 @@ def test_xmp_bomb_is_a_recorded_field_failure_not_a_crash(metadata_oracle):
 
 # ---- Raw photos, odd but valid images, the new fields, against exiftool ---------------------------
 
-from bench.corpus import odd_corpus, raw_corpus  # noqa: E402
+from bench.spec_files import odd_corpus, raw_corpus  # noqa: E402
 from shared import header_facts, image_open  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import warnings
 import pytest
 from PIL import Image, ImageOps, PngImagePlugin
 
-from bench.corpus import Ifd, _image_tags, camera_exif, corrupt_corpus, odd_corpus, raw_corpus, tiff_bytes
+from bench.spec_files import Ifd, _image_tags, camera_exif, corrupt_corpus, odd_corpus, raw_corpus, tiff_bytes
 from devhost import samples
 from shared import header_facts, heif_boxes, image_open
 from shared.errors import RejectedInput
@@ -71,7 +71,7 @@ def test_cr3_is_sized_and_described_from_canons_uuid_box():
 
 
 def test_cr3_falls_back_to_its_craw_track_and_rejects_a_cr3_without_a_size():
-    from bench.corpus import cr3_bytes
+    from bench.spec_files import cr3_bytes
 
     data = cr3_bytes(4000, 3000)
     ifd_sized = data.replace(b"\x00\x01\x04\x00\x01\x00\x00\x00\xa0\x0f", b"\x00\x01\x04\x00\x01\x00\x00\x00\x00\x00")
@@ -93,7 +93,7 @@ def test_mrw_is_sized_by_its_prd_segment_with_exif_from_ttw():
 
 
 def test_raf_without_a_size_is_rejected_with_the_reason():
-    from bench.corpus import raf_bytes
+    from bench.spec_files import raf_bytes
 
     data = bytearray(raf_bytes())
     struct.pack_into(">I", data, 0x5C, len(data) + 100)  # the directory offset past the end
@@ -316,7 +316,7 @@ def test_png_text_chunk_profiles_are_decoded_without_touching_pixels(monkeypatch
 
 
 def test_a_truncated_raw_profile_is_ignored():
-    from bench.corpus import raw_profile
+    from bench.spec_files import raw_profile
     from shared.embedded_profiles import decode_raw_profile
 
     text = raw_profile("exif", b"Exif\x00\x00MM\x00*")
