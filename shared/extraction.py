@@ -416,7 +416,12 @@ def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
     """Read metadata from a seekable file; raise RejectedInput if it is not an acceptable image."""
     if size == 0:
         raise RejectedInput("empty blob (0 bytes): nothing to read")
-    im, open_warnings = open_image(fp, size)
+    try:
+        im, open_warnings = open_image(fp, size)
+    except (PipelineError, MemoryError):  # rejections with their reasons, storage faults from fetch
+        raise
+    except Exception as exc:  # noqa: BLE001 - a header reader's failure on hostile input
+        raise RejectedInput(f"corrupt image header: {type(exc).__name__}: {exc}"[:500]) from None
     try:
         width, height = _stored_size(im)
         if width <= 0 or height <= 0:

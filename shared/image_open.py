@@ -178,7 +178,7 @@ def open_image(fp: IO[bytes], size: int) -> tuple[Any, list[str]]:
             raw = raw_formats.describe_raw(fp)
         except NotTiff:
             raw = None
-        except ValueError as exc:
+        except (ValueError, struct.error) as exc:
             raise RejectedInput(f"corrupt raw photo: {exc}") from None
         if raw is not None:
             return raw, []
