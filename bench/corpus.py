@@ -56,3 +56,4 @@ def build_100mp(folder: Path = CORPUS) -> Path:
         exif = samples.Exif(orientation=1, make="Phase One", model="IQ4 150MP", taken="2025:01:01 00:00:00")
         path.write_bytes(samples.encode(samples.picture((11547, 8660), seed=1), "JPEG", exif, quality=80))
     return path
+

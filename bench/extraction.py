@@ -270,6 +270,18 @@ def ours_without_lookups(files: list[Path], limits: Limits) -> dict[str, Any]:
         extraction.places = real
 
 
+def raw_reads(limits: Limits) -> dict[str, Any]:
+    """Bytes and ranged requests each raw format costs (64 KiB chunks), against its file size."""
+    from bench.spec_files import raw_corpus
+
+    found = {}
+    for _, data in sorted(raw_corpus().items()):
+        meta = extract_from_ranges(len(data), lambda off, n, d=data: d[off:off + n], limits)
+        found[meta.format] = {"file_bytes": len(data), "bytes_read": meta.bytes_read,
+                              "requests": meta.read_requests}
+    return found
+
+
 def main() -> int:
     for tool in ("exiftool", "identify"):
         if shutil.which(tool) is None:
@@ -299,6 +311,7 @@ def main() -> int:
     for key in ("ours", "ours_without_gps_lookups", "exiftool_stay_open", "exiftool_batch_fast_json", "identify_ping"):
         results[key]["ratio_vs_exiftool_stay_open"] = round(results[key]["images_per_s"] / base, 2)
     results["reads_through_azurite"] = through_azurite(files, limits)
+    results["raw_reads"] = raw_reads(limits)
     results["memory_100mp_jpeg"] = memory_100mp()
     results["gps_lookups"] = lookup_costs()
     results["gps_lookups_in_stream"] = lookups_in_stream(files)

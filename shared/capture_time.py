@@ -134,6 +134,10 @@ def gps_date_time(date_stamp: str | None, hms: tuple[float, float, float] | None
     return day + timedelta(hours=hours, minutes=minutes, seconds=int(seconds))
 
 
+class ImpossibleInstant(ValueError):
+    """The recorded time with its offset (or zone) falls outside the calendar (year 1-9999)."""
+
+
 @dataclass(frozen=True)
 class Instant:
     utc: datetime  # naive, UTC
@@ -143,7 +147,17 @@ class Instant:
 def instant(local: LocalTime | None, gps_utc: datetime | None,
             zone_at_position: Callable[[], str | None] | None) -> Instant | None:
     """The absolute instant of a local capture time, from the best evidence available; the
-    zone at the GPS position is asked for only when nothing better decides."""
+    zone at the GPS position is asked for only when nothing better decides. Raises
+    ImpossibleInstant when that instant cannot exist (``0001:01:01 00:00:00`` at +01:00)."""
+    try:
+        return _instant(local, gps_utc, zone_at_position)
+    except OverflowError:
+        raise ImpossibleInstant(f"{local.value if local else None} with its offset is outside "
+                                "years 1-9999") from None
+
+
+def _instant(local: LocalTime | None, gps_utc: datetime | None,
+             zone_at_position: Callable[[], str | None] | None) -> Instant | None:
     if local is None:
         return None
     if local.offset is not None:

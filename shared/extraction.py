@@ -13,47 +13,34 @@ from __future__ import annotations
 import io
 import math
 import re
-import struct
 import warnings
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from PIL import Image, ImageCms, UnidentifiedImageError, features
+from PIL import Image, ImageCms
 
-from shared import capture_time, places
-from shared.errors import RejectedInput
-from shared.iptc import iptc_newer_than_xmp, read_iptc
+from shared import capture_time, header_facts, places
+from shared.embedded_profiles import gif_xmp, png_text_profiles
+from shared.errors import PipelineError, RejectedInput
+from shared.header_image import HeaderImage
+from shared.heif_boxes import read_heif_info
+from shared.image_open import ALLOWED_FORMATS, open_image
+from shared.iptc import iptc_newer_than_xmp, read_iptc, read_iptc_data
 from shared.models import EXTRACTOR_VERSION, ImageMetadata
-from shared.ranged_reader import RangedFile, ReadBudgetExceeded
+from shared.ranged_reader import RangedFile
+from shared.raw_formats import CONTENT_TYPES as RAW_CONTENT_TYPES
 from shared.settings import Limits
-from shared.xmp import XmpError, parse_xmp
-
-try:  # HEIC/HEIF (phones upload them) through the maintained pillow-heif plugin.
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
-    HEIF_FORMATS: tuple[str, ...] = ("HEIF",)
-except ImportError:  # pragma: no cover - the plugin is in requirements.txt
-    HEIF_FORMATS = ()
-
-# Pillow 11.3+ wheels carry libavif; a build without it simply does not list AVIF.
-AVIF_FORMATS: tuple[str, ...] = ("AVIF",) if features.check("avif") else ()
-ALLOWED_FORMATS: tuple[str, ...] = (
-    "JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", *HEIF_FORMATS, *AVIF_FORMATS)
+from shared.tiff_ifd import Directory
+from shared.xmp import XmpError, gps_coordinate, parse_xmp
 
 # We never decode pixels, so Pillow's decompression-bomb guard (which exists to
 # protect decoding) would only hide the size; our own max_pixels limit is
 # checked against the header instead and gives a recorded rejection.
 Image.MAX_IMAGE_PIXELS = None
 
-_CONTENT_TYPES = {"MPO": "image/jpeg", "HEIF": "image/heif", "AVIF": "image/avif"}
-_BITS_PER_MODE = {
-    "1": 1, "L": 8, "P": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "LA": 8, "PA": 8,
-    "La": 8, "RGBa": 8, "RGBX": 8, "LAB": 8, "HSV": 8,
-    "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32,
-}
+_CONTENT_TYPES = {"MPO": "image/jpeg", "HEIF": "image/heif", "AVIF": "image/avif", **RAW_CONTENT_TYPES}
+__all__ = ["ALLOWED_FORMATS", "describe", "extract_from_bytes", "extract_from_ranges"]
 _OFFSET_RE = re.compile(r"^[+-](?:[01]\d|2[0-3]):[0-5]\d$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -87,11 +74,12 @@ def _exif_bytes(value: Any) -> bytes | None:
     return value.split(b"\x00", 1)[0]
 
 
-def _text(value: Any, limit: int = 128) -> str | None:
+def _text(value: Any, limit: int = 128, multiline: bool = False) -> str | None:
     """EXIF text: cut at the first NUL, UTF-8 if it decodes as such, else Latin-1; trailing
-    blanks dropped; None when empty or holding control characters (garbage)."""
+    blanks dropped; None when empty or holding control characters (garbage) — line breaks
+    and tabs are kept in multi-line fields (ImageDescription)."""
     if isinstance(value, str) and value.isascii() and "\x00" not in value:
-        return _clean(value, limit)  # the common case: plain ASCII, NUL already gone
+        return _clean(value, limit, multiline)  # the common case: plain ASCII, NUL already gone
     raw = _exif_bytes(value)
     if raw is None:
         return None
@@ -99,7 +87,7 @@ def _text(value: Any, limit: int = 128) -> str | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    return _clean(text, limit)
+    return _clean(text, limit, multiline)
 
 
 def _clean(value: Any, limit: int = 128, multiline: bool = False) -> str | None:
@@ -141,10 +129,13 @@ def _gps_coordinate(dms: Any, ref: Any, negative_ref: str, bound: float) -> floa
     return round(value, 7)
 
 
-def _ifd(exif: Image.Exif, tag: int) -> dict[int, Any]:
-    """A sub-directory of the EXIF block, or nothing if it is broken."""
+def _ifd(exif: Any, tag: int) -> Any:
+    """A sub-directory of the EXIF block (anything with ``get``), or nothing if it is broken."""
     try:
-        return dict(exif.get_ifd(tag))
+        found = exif.get_ifd(tag)
+        return found if isinstance(found, Directory) else dict(found)
+    except PipelineError:  # a storage fault from fetch (or our read budget) is no broken directory
+        raise
     except Exception:  # noqa: BLE001 - a broken directory costs its fields, not the image
         return {}
 
@@ -159,24 +150,28 @@ class _Found:
     iptc_first: bool = False  # IPTCDigest says IPTC was edited after XMP
 
 
-def _apply_exif(im: Image.Image, meta: ImageMetadata, found: _Found) -> None:
+def _apply_exif(im: Any, meta: ImageMetadata, found: _Found) -> Any:
+    """The EXIF fields; returns the EXIF block (for its resolution) or None."""
     # getexif() decodes a PNG whose eXIf chunk comes after IDAT: only call it when
     # the header already holds the EXIF block (or for TIFF, whose tags are parsed).
-    if "exif" not in im.info and im.format != "TIFF":
-        return
+    if "exif" not in im.info and im.format != "TIFF" and not isinstance(im, HeaderImage):
+        return None
     try:
         exif = im.getexif()
+    except PipelineError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a broken EXIF block costs the fields, not the image
         _warn(meta, "exif", exc)
-        return
-    # pillow-heif rewrites the EXIF orientation to 1 and keeps the file's value aside.
-    orientation = im.info.get("original_orientation", exif.get(TAG_ORIENTATION))
-    if isinstance(orientation, int) and 1 <= orientation <= 8:
+        return None
+    # In HEIF/AVIF the container's irot/imir decide the orientation (_apply_heif); there
+    # EXIF's is informational (pillow-heif also rewrites it to 1 and keeps it aside).
+    orientation = exif.get(TAG_ORIENTATION)
+    if isinstance(orientation, int) and 1 <= orientation <= 8 and im.format not in ("HEIF", "AVIF"):
         meta.orientation = orientation
     meta.camera_make = _text(exif.get(TAG_MAKE))
     meta.camera_model = _text(exif.get(TAG_MODEL))
     meta.software = _text(exif.get(TAG_SOFTWARE))
-    found.exif["description"] = _text(exif.get(TAG_DESCRIPTION), 2000)
+    found.exif["description"] = _text(exif.get(TAG_DESCRIPTION), 2000, multiline=True)
     found.exif["artist"] = _text(exif.get(TAG_ARTIST), 256)
     found.exif["copyright"] = _text(exif.get(TAG_COPYRIGHT), 512)
     found.exif["rating"] = exif.get(TAG_RATING)
@@ -207,6 +202,7 @@ def _apply_exif(im: Image.Image, meta: ImageMetadata, found: _Found) -> None:
                                            _gps_time(gps.get(GPS_TIME_STAMP)))
         found.exif["gps_utc"] = stamp
         meta.gps_date_time = stamp.isoformat() if stamp else None
+    return exif
 
 
 def _warn(meta: ImageMetadata, source: str, exc: BaseException) -> None:
@@ -225,6 +221,8 @@ def _read_embedded(im: Image.Image, meta: ImageMetadata, found: _Found) -> None:
         try:
             found.iptc = read_iptc(im)
             found.iptc_first = bool(found.iptc) and iptc_newer_than_xmp(im)
+        except PipelineError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a broken IPTC block costs its fields only
             _warn(meta, "iptc", exc)
 
@@ -327,7 +325,11 @@ def _locate(meta: ImageMetadata, local: capture_time.LocalTime | None, gps_utc: 
                 _warn(meta, "time zone", exc)
             return meta.time_zone
 
-    moment = capture_time.instant(local, gps_utc, zone)
+    try:
+        moment = capture_time.instant(local, gps_utc, zone)
+    except capture_time.ImpossibleInstant as exc:
+        _warn(meta, "captured_at_utc", exc)
+        return
     if moment is not None:
         meta.captured_at_utc = moment.utc.isoformat()
         meta.captured_at_utc_source = moment.source
@@ -343,26 +345,71 @@ def _icc_description(icc: Any) -> str | None:
         return "embedded"
 
 
-def _bit_depth(im: Image.Image, fp: IO[bytes]) -> int | None:
+def _apply_heif(im: Any, fp: IO[bytes], meta: ImageMetadata) -> tuple[int | None, bool]:
+    """HEIF/AVIF: the stored size (ispe) and the orientation irot/imir give (1 without them).
+    Returns pixi's bit depth and whether the file is an image sequence."""
+    info = read_heif_info(fp)
+    if info is None:
+        return None, False
+    if info.width and info.height:
+        meta.width, meta.height = info.width, info.height
+    meta.orientation = info.orientation
+    return info.bit_depth, info.sequence
+
+
+def _apply_profiles(im: Any, fp: IO[bytes], meta: ImageMetadata, found: _Found) -> None:
+    """PNG text-chunk profiles into Pillow's info keys (so EXIF is parsed without a decode);
+    a GIF's XMP extension."""
     if im.format == "PNG":
-        # IHDR's bit-depth byte sits at a fixed offset; Pillow folds 16-bit into 8-bit modes.
-        fp.seek(24)
-        depth = fp.read(1)
-        if depth and depth[0] in (1, 2, 4, 8, 16):
-            return depth[0]
-    if im.format == "TIFF":
-        bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
-        if isinstance(bits, tuple) and bits:
-            bits = bits[0]
-        if isinstance(bits, int) and 0 < bits <= 64:
-            return bits
-    return _BITS_PER_MODE.get(im.mode)
+        profiles = png_text_profiles(im.info)
+        if "exif" in profiles and "exif" not in im.info:
+            im.info["exif"] = profiles["exif"]
+        if "xmp" in profiles and "xmp" not in im.info:
+            im.info["xmp"] = profiles["xmp"]
+        if "icc" in profiles and not im.info.get("icc_profile"):
+            im.info["icc_profile"] = profiles["icc"]
+        if "iptc" in profiles:
+            found.iptc = read_iptc_data(profiles["iptc"])
+    elif im.format == "GIF":
+        packet = gif_xmp(fp)
+        if packet:
+            im.info["xmp"] = packet
 
 
-def _frames(im: Image.Image) -> tuple[bool, int]:
-    animated = bool(getattr(im, "is_animated", False))
-    count = getattr(im, "n_frames", 1)
-    return animated, int(count) if isinstance(count, int) and count > 0 else 1
+def _xmp_gps(meta: ImageMetadata, found: _Found) -> None:
+    """GPS recorded only in XMP (exif:GPSLatitude/GPSLongitude), used when EXIF has none."""
+    if meta.gps_latitude is not None or not found.xmp:
+        return
+    lat = gps_coordinate(_first(found.xmp.get("gps_latitude")), "S", 90)
+    lon = gps_coordinate(_first(found.xmp.get("gps_longitude")), "W", 180)
+    if lat is None or lon is None:
+        return
+    meta.gps_latitude, meta.gps_longitude = lat, lon
+    altitude = _number(_rational_text(_first(found.xmp.get("gps_altitude"))))
+    if altitude is not None and meta.gps_altitude is None:
+        negative = str(_first(found.xmp.get("gps_altitude_ref")) or "").strip() == "1"
+        meta.gps_altitude = round(-altitude if negative else altitude, 2)
+
+
+def _rational_text(value: Any) -> Any:
+    """XMP's rational "num/den" as a (num, den) pair."""
+    if isinstance(value, str) and "/" in value:
+        num, _, den = value.partition("/")
+        try:
+            return int(num), int(den)
+        except ValueError:
+            return None
+    return value
+
+
+def _stored_size(im: Any) -> tuple[int, int]:
+    """The size as stored (exiftool's): Pillow swaps a TIFF's for orientations 5-8."""
+    tags = getattr(im, "tag_v2", None) if im.format == "TIFF" else None
+    if tags is not None:
+        width, height = tags.get(256), tags.get(257)
+        if isinstance(width, int) and isinstance(height, int):
+            return width, height
+    return im.size
 
 
 def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
@@ -370,28 +417,15 @@ def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
     if size == 0:
         raise RejectedInput("empty blob (0 bytes): nothing to read")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            im = Image.open(fp, formats=list(ALLOWED_FORMATS))
-    except ReadBudgetExceeded:
+        im, open_warnings = open_image(fp, size)
+    except (PipelineError, MemoryError):  # rejections with their reasons, storage faults from fetch
         raise
-    except UnidentifiedImageError:
-        raise RejectedInput(
-            "not a supported image: the content is none of " + ", ".join(ALLOWED_FORMATS)
-            + " (the file extension is not trusted)"
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError,
-            KeyError, TypeError, MemoryError, RuntimeError) as exc:  # libavif raises RuntimeError
-        raise RejectedInput(f"corrupt image header: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a header reader's failure on hostile input
+        raise RejectedInput(f"corrupt image header: {type(exc).__name__}: {exc}"[:500]) from None
     try:
-        width, height = im.size
+        width, height = _stored_size(im)
         if width <= 0 or height <= 0:
             raise RejectedInput(f"image header gives an empty size {width}x{height}")
-        if width * height > limits.max_pixels:
-            raise RejectedInput(
-                f"image is {width}x{height} = {width * height} pixels, over the limit of "
-                f"{limits.max_pixels} (MaxImagePixels): possible decompression bomb"
-            )
         fmt = im.format or "UNKNOWN"
         meta = ImageMetadata(
             format=fmt,
@@ -399,32 +433,41 @@ def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
             width=width,
             height=height,
             mode=im.mode,
-            has_alpha=im.mode in ("RGBA", "LA", "PA", "La", "RGBa")
-            or (im.mode == "P" and "transparency" in im.info),
+            has_alpha=im.has_alpha if isinstance(im, HeaderImage) else (
+                im.mode in ("RGBA", "LA", "PA", "La", "RGBa")
+                or (im.mode == "P" and "transparency" in im.info)),
             extractor_version=EXTRACTOR_VERSION,
+            warnings=open_warnings or None,
         )
+        heif_depth, sequence = _apply_heif(im, fp, meta) if fmt in ("HEIF", "AVIF") else (None, False)
+        if meta.width * meta.height > limits.max_pixels:  # type: ignore[operator]
+            raise RejectedInput(
+                f"image is {meta.width}x{meta.height} = {meta.width * meta.height} pixels, over the "  # type: ignore[operator]
+                f"limit of {limits.max_pixels} (MaxImagePixels): possible decompression bomb"
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            meta.animated, meta.frame_count = _frames(im)
+            meta.animated, meta.frame_count = header_facts.frames(im, sequence)
             found = _Found()
-            _apply_exif(im, meta, found)
+            _apply_profiles(im, fp, meta, found)
+            exif = _apply_exif(im, meta, found)
             _read_embedded(im, meta, found)
             local = _merge(meta, found)
+            _xmp_gps(meta, found)
         _locate(meta, local, found.exif.get("gps_utc"))
-        meta.bit_depth = _bit_depth(im, fp)
+        meta.bit_depth = header_facts.bit_depth(im, fp, heif_depth)
+        display = im.display_size if isinstance(im, HeaderImage) and im.display_size else (
+            meta.width, meta.height)
         swap = meta.orientation in (5, 6, 7, 8)
-        meta.display_width, meta.display_height = (height, width) if swap else (width, height)
-        dpi = im.info.get("dpi")
-        if isinstance(dpi, tuple) and len(dpi) == 2:
-            dx, dy = _number(dpi[0]), _number(dpi[1])
-            if dx and dy and 0 < dx < 100_000 and 0 < dy < 100_000:
-                meta.dpi_x, meta.dpi_y = round(dx, 2), round(dy, 2)
+        meta.display_width, meta.display_height = (display[1], display[0]) if swap else display
+        meta.dpi_x, meta.dpi_y = header_facts.dpi(im, exif)
         meta.icc_profile = _icc_description(im.info.get("icc_profile"))
         return meta
-    except (RejectedInput, MemoryError):
+    except (PipelineError, MemoryError):  # rejections, and storage faults from fetch, pass unchanged
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure on hostile input is a rejection
-        raise RejectedInput(f"corrupt image: {type(exc).__name__}: {exc}") from None
+        raise RejectedInput(f"corrupt {getattr(im, 'format', None) or 'image'}: "
+                            f"{type(exc).__name__}: {exc}"[:500]) from None
     finally:
         im.close()
 

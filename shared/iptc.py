@@ -47,9 +47,49 @@ def _decode(raw: bytes, utf8: bool) -> str:
         return raw.decode("latin-1")
 
 
+def _datasets(data: bytes) -> dict[tuple[int, int], Any]:
+    """IPTC-IIM datasets (0x1C, record, dataset, 16-bit length) of a block, or of the
+    Photoshop IPTC-NAA resource (0x0404) when the block is Photoshop's 8BIM resources."""
+    if data.startswith(b"Photoshop 3.0\x00"):
+        data = data[14:]
+    if data.startswith(b"8BIM"):
+        pos, block = 0, b""
+        while pos + 12 <= len(data) and data[pos:pos + 4] == b"8BIM":
+            rid = int.from_bytes(data[pos + 4:pos + 6], "big")
+            name_len = data[pos + 6]
+            pos += 6 + ((name_len + 2) & ~1)
+            size = int.from_bytes(data[pos:pos + 4], "big")
+            if rid == IPTC_NAA:
+                block = data[pos + 4:pos + 4 + size]
+                break
+            pos += 4 + size + (size & 1)
+        data = block
+    found: dict[tuple[int, int], Any] = {}
+    pos = 0
+    while pos + 5 <= len(data) and data[pos] == 0x1C:
+        key, size = (data[pos + 1], data[pos + 2]), int.from_bytes(data[pos + 3:pos + 5], "big")
+        if size & 0x8000:  # extended length: not used by the datasets read here
+            break
+        value = data[pos + 5:pos + 5 + size]
+        pos += 5 + size
+        if key in found:
+            found[key] = [*(found[key] if isinstance(found[key], list) else [found[key]]), value]
+        else:
+            found[key] = value
+    return found
+
+
+def read_iptc_data(data: bytes) -> dict[str, Any]:
+    """Decoded IPTC values from a bare IIM block or Photoshop resources (PNG text profiles)."""
+    return _decoded(_datasets(data))
+
+
 def read_iptc(im: Image.Image) -> dict[str, Any]:
     """Decoded IPTC values by our key (lists for repeatable datasets); empty when there is none."""
-    info = IptcImagePlugin.getiptcinfo(im)  # type: ignore[arg-type]
+    return _decoded(IptcImagePlugin.getiptcinfo(im) or {})  # type: ignore[arg-type]
+
+
+def _decoded(info: dict[tuple[int, int], Any]) -> dict[str, Any]:
     if not info:
         return {}
     charset = info.get((1, 90))

@@ -30,7 +30,12 @@ WANTED: dict[str, str] = {
     f"{DC}description": "description",
     f"{DC}creator": "creator",
     f"{DC}rights": "rights",
+    f"{EXIF}GPSLatitude": "gps_latitude",
+    f"{EXIF}GPSLongitude": "gps_longitude",
+    f"{EXIF}GPSAltitude": "gps_altitude",
+    f"{EXIF}GPSAltitudeRef": "gps_altitude_ref",
 }
+END_MARKER = b"<?xpacket end="
 MAX_PACKET = 4 * 1024 * 1024  # far above any real packet (JPEG caps one at 64 KiB)
 
 
@@ -52,6 +57,39 @@ def _items(element: Element) -> list[str] | str | None:
     return element.text
 
 
+def packet_body(packet: bytes) -> bytes:
+    """The packet up to its end marker (``<?xpacket end="w"?>``): what follows it is padding
+    or a writer's junk (GIF's magic trailer, an editor's leftovers), never XMP; a packet
+    without the wrapper ends at ``</x:xmpmeta>``."""
+    end = packet.find(END_MARKER)
+    if end >= 0:
+        close = packet.find(b"?>", end)
+        if close >= 0:
+            return packet[: close + 2]
+    meta_end = packet.rfind(b"</x:xmpmeta>")
+    if meta_end >= 0:
+        return packet[: meta_end + len(b"</x:xmpmeta>")]
+    return packet.rstrip(b"\x00 \r\n\t")
+
+
+def gps_coordinate(value: object, negative: str, bound: float) -> float | None:
+    """An XMP GPS coordinate ("DDD,MM,SSk" or "DDD,MM.mmk", k = N/S/E/W) in signed degrees."""
+    if not isinstance(value, str) or len(value) < 3:
+        return None
+    text, ref = value.strip()[:-1], value.strip()[-1].upper()
+    if ref not in "NSEW":
+        return None
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        return None
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        return None
+    degrees = parts[0] + (parts[1] / 60 if len(parts) > 1 else 0) + (parts[2] / 3600 if len(parts) > 2 else 0)
+    degrees = -degrees if ref == negative else degrees
+    return round(degrees, 7) if -bound <= degrees <= bound else None
+
+
 def parse_xmp(packet: bytes | str) -> dict[str, Any]:
     """The wanted properties of an XMP packet; raises XmpError when it cannot be read safely."""
     if isinstance(packet, str):
@@ -59,7 +97,7 @@ def parse_xmp(packet: bytes | str) -> dict[str, Any]:
     if len(packet) > MAX_PACKET:
         raise XmpError(f"XMP packet of {len(packet)} bytes is over {MAX_PACKET}")
     try:
-        root = SafeElementTree.fromstring(packet.rstrip(b"\x00 \r\n\t"), forbid_dtd=True)
+        root = SafeElementTree.fromstring(packet_body(packet), forbid_dtd=True)
     except Exception as exc:  # noqa: BLE001 - defusedxml and expat raise several types
         raise XmpError(f"{type(exc).__name__}: {exc}") from None
     found: dict[str, Any] = {}

@@ -252,7 +252,7 @@ def test_avif_is_allowed_with_size_mode_exif_and_orientation():
     assert (phone.orientation, phone.display_width, phone.display_height) == (6, 80, 120)
     assert (phone.camera_make, phone.captured_at_offset, phone.keywords) == ("Google", "+01:00", ["avif"])
     plain = extract_from_bytes(META["plain.avif"])
-    assert (plain.mode, plain.has_alpha, plain.orientation) == ("RGBA", True, None)
+    assert (plain.mode, plain.has_alpha, plain.orientation) == ("RGBA", True, 1)  # no irot/imir: as stored
 
 
 def test_capture_time_parsing_rules():

@@ -7,13 +7,15 @@ import resource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.spec_files import corrupt_corpus, odd_corpus, raw_corpus
 from devhost import samples
 from shared.errors import RejectedInput
 from shared.extraction import extract_from_bytes
 from shared.settings import Limits
 
 SEEDS = (list(samples.oracle_corpus().values()) + list(samples.demo_images().values())
-         + list(samples.metadata_corpus().values()))
+         + list(samples.metadata_corpus().values()) + list(odd_corpus().values())
+         + list(raw_corpus().values()) + list(corrupt_corpus().values()))
 LIMITS = Limits(max_bytes_read=8 * 1024 * 1024)
 
 

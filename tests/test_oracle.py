@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import oracle as judge
 from devhost import samples
 from shared.extraction import extract_from_bytes
 
@@ -27,7 +28,7 @@ def corpus_and_oracle(tmp_path_factory) -> tuple[dict[str, bytes], dict[str, dic
     out = subprocess.run(
         ["exiftool", "-json", "-n", "-FileType", "-ImageWidth", "-ImageHeight", "-Orientation", "-Make",
          "-Model", "-DateTimeOriginal", "-OffsetTimeOriginal", "-GPSLatitude", "-GPSLongitude",
-         "-GPSAltitude", "-FrameCount", str(folder)],
+         "-GPSAltitude", "-FrameCount", "-Rotation", str(folder)],
         check=True, capture_output=True, text=True).stdout
     oracle = {Path(d["SourceFile"]).name: d for d in json.loads(out)}
     return corpus, oracle
@@ -49,7 +50,10 @@ def test_fields_agree_with_exiftool(corpus_and_oracle, name):
     ours, ref = extract_from_bytes(corpus[name]), oracle[name]
     assert FORMAT_NAMES.get(ours.format, ours.format) == FORMAT_NAMES.get(ref["FileType"], ref["FileType"])
     assert (ours.width, ours.height) == (ref["ImageWidth"], ref["ImageHeight"])
-    assert ours.orientation == ref.get("Orientation")
+    if ref["FileType"] in ("HEIC", "AVIF"):  # irot decides (HEIF spec); EXIF's is informational
+        assert ours.orientation == judge.AVIF_ROTATION_TO_ORIENTATION[ref.get("Rotation", 0)]
+    else:
+        assert ours.orientation == ref.get("Orientation")
     assert ours.camera_make == ref.get("Make") and ours.camera_model == ref.get("Model")
     taken = ref.get("DateTimeOriginal")
     assert ours.captured_at == (taken.replace(":", "-", 2).replace(" ", "T") if taken else None)
@@ -76,7 +80,6 @@ def test_headers_past_the_first_read_cost_extra_reads_only_where_needed(corpus_a
 
 # ---- Descriptive metadata: EXIF text, XMP, IPTC, GPS time, AVIF against exiftool ----------
 
-from bench import oracle as judge  # noqa: E402
 from shared import extraction  # noqa: E402
 
 
@@ -141,3 +144,73 @@ def test_xmp_bomb_is_a_recorded_field_failure_not_a_crash(metadata_oracle):
     assert (meta.camera_model, meta.width) == ("Bomb", 96)
     assert meta.rating is None
     assert meta.warnings and meta.warnings[0].startswith("xmp: ") and "DTD" in meta.warnings[0]
+
+
+# ---- Raw photos, odd but valid images, the new fields, against exiftool ---------------------------
+
+from bench.spec_files import odd_corpus, raw_corpus  # noqa: E402
+from shared import header_facts, image_open  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def full_oracle() -> tuple[dict[str, bytes], dict[str, dict]]:
+    corpus = {**odd_corpus(), **raw_corpus()}
+    return corpus, judge.run_exiftool(corpus)
+
+
+def test_exiftool_sees_the_corpus_as_built(full_oracle):
+    corpus, tags = full_oracle
+    assert {tags[f"camera-{f}.{f}"]["File:FileType"] for f in ("dng", "nef", "cr2", "rw2", "orf")} == {
+        "DNG", "NEF", "CR2", "RW2", "ORF"}
+    assert tags["irot-exif6.heic"]["QuickTime:Rotation"] == 270 and tags["irot-exif6.heic"]["IFD0:Orientation"] == 6
+    assert "QuickTime:Rotation" not in tags["exif6-only.heic"]
+    assert tags["bigtiff-be.tiff"]["File:FileType"] == "BTF" and corpus["bigtiff-be.tiff"][:4] == b"MM\x00\x2b"
+    assert tags["bitfields-4444.bmp"]["File:AlphaMask"] == 0xF000
+    assert tags["magick-profiles.png"]["IPTC:By-line"] == "Photographer"
+    assert tags["xmp-gps.jpg"]["XMP-exif:GPSLatitude"] == pytest.approx(48.85837, abs=1e-5)
+
+
+def test_every_field_agrees_with_exiftool_on_raw_and_odd_files(full_oracle):
+    corpus, tags = full_oracle
+    table = judge.compare(corpus, tags, judge.DELIBERATE)
+    assert {f: row["disagree"] for f, row in table.items() if row["disagree"]} == {}
+    for field in ("bit_depth", "dpi_x", "animated", "display_width", "gps_altitude", "orientation"):
+        assert table[field]["with_value"] >= 5, field
+    ours = extract_from_bytes(corpus["magick-profiles.png"])  # the deliberate MWG difference
+    assert (ours.artist, ours.copyright) == (tags["magick-profiles.png"]["IPTC:By-line"],
+                                             tags["magick-profiles.png"]["IPTC:CopyrightNotice"])
+
+
+def test_oracle_catches_pillows_invented_dpi(full_oracle, monkeypatch):
+    """Negative control: Pillow's own dpi (72 for JPEG with EXIF, 1 for bare TIFF) disagrees."""
+    corpus, tags = full_oracle
+    monkeypatch.setattr(header_facts, "dpi", lambda im, exif: im.info.get("dpi", (None, None)))
+    names = ["no-density.jpg", "no-resolution.tiff"]
+    table = judge.compare({n: corpus[n] for n in names}, tags)
+    assert {d["file"] for d in table["dpi_x"]["disagree"]} == set(names)
+
+
+def test_oracle_catches_raws_taken_for_tiffs(full_oracle, monkeypatch):
+    """Negative control: without raw detection a NEF is a 160x106 TIFF, and exiftool says so."""
+    corpus, tags = full_oracle
+    monkeypatch.setattr(image_open.raw_formats, "describe_raw", lambda fp: None)
+    table = judge.compare({"camera-nef.nef": corpus["camera-nef.nef"]}, tags)
+    assert table["format"]["disagree"] and table["width"]["disagree"][0]["ours"] == 160
+    assert table["height"]["disagree"][0]["ours"] == 106
+
+
+def test_oracle_catches_exif_orientation_applied_to_heic(full_oracle, monkeypatch):
+    """Negative control: taking EXIF's orientation in a HEIC without irot disagrees."""
+    corpus, tags = full_oracle
+    from shared import extraction as ex
+
+    real = ex._apply_heif
+
+    def exif_wins(im, fp, meta):
+        depth, sequence = real(im, fp, meta)
+        meta.orientation = 6
+        return depth, sequence
+
+    monkeypatch.setattr(ex, "_apply_heif", exif_wins)
+    table = judge.compare({"exif6-only.heic": corpus["exif6-only.heic"]}, tags)
+    assert table["orientation"]["disagree"] and table["display_width"]["disagree"]
