@@ -238,7 +238,7 @@ class Dialect:
     def select_by_keys(self, count: int) -> str:
         """The state of up to ``count`` rows, by BlobKey (one reconciliation page)."""
         marks = ", ".join("?" for _ in range(count))
-        return (f"SELECT BlobKey, BlobName, ETag, Status, Sequencer FROM {TABLE} "
+        return (f"SELECT BlobKey, BlobName, ETag, Status, Sequencer, ExtractorVersion FROM {TABLE} "
                 f"WHERE BlobKey IN ({marks})")
 
     def page_after_key(self) -> str:
@@ -869,7 +869,8 @@ class SqlStore:
         return self._run(write)
 
     def rows_by_keys(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """BlobKey -> {BlobName, ETag, Status, Sequencer} for the rows that exist among ``keys``."""
+        """BlobKey -> {BlobName, ETag, Status, Sequencer, ExtractorVersion} for the rows that exist
+        among ``keys``."""
         self.ensure_schema()
         if not keys:
             return {}
@@ -877,7 +878,8 @@ class SqlStore:
 
         def read(cursor: pyodbc.Cursor) -> dict[str, dict[str, Any]]:
             cursor.execute(sql, keys)
-            return {row[0].strip(): {"BlobName": row[1], "ETag": row[2], "Status": row[3], "Sequencer": row[4]}
+            return {row[0].strip(): {"BlobName": row[1], "ETag": row[2], "Status": row[3], "Sequencer": row[4],
+                                     "ExtractorVersion": row[5]}
                     for row in cursor.fetchall()}
 
         return self._run(read)
