@@ -9,6 +9,7 @@ help:
 	@echo "make azurite - Azurite blob + queue + table on 10000-10002, for 'func start' (Core Tools)"
 	@echo "make upload FILES='a.jpg dir/'  - upload files or folders into images-input"
 	@echo "make show [FORMAT=table|json|csv] - print the ImageMetadata table"
+	@echo "make status [FORMAT=table|json] - counts, top failure reasons, backlog, latency, reconciliation"
 	@echo "make bench   - extraction benchmark against exiftool and ImageMagick"
 	@echo "make lint    - ruff"
 
@@ -36,10 +37,13 @@ show: setup
 test: setup-test
 	$(PY) -m pytest -q
 
+status: setup
+	$(PY) -m devhost status --format $(or $(FORMAT),table)
+
 lint: setup-test
 	$(PY) -m ruff check .
 
 bench: setup-test
 	$(PY) -m bench.extraction
 
-.PHONY: help setup setup-test demo run azurite upload show test lint bench
+.PHONY: help setup setup-test demo run azurite upload show status test lint bench
