@@ -138,19 +138,20 @@ def _next_window(window: timedelta, deleted: int, batch: int) -> timedelta:
     return window
 
 
-async def purge_history(client: Any, cursors: Any, *, now: datetime | None = None,
+async def purge_history(client: Any, cursors: Any, statuses: list[Any], *, now: datetime | None = None,
                         settings: RetentionSettings | None = None,
                         monotonic: Callable[[], float] = time.monotonic) -> PurgeReport:
     """Purge finished instances created before now - retention, window by window, within budget.
 
-    ``client`` is a ``DurableOrchestrationClient``; ``cursors`` has ``load()`` / ``save(cursor)``.
+    ``client`` is a ``DurableOrchestrationClient``; ``statuses`` the SDK's
+    ``OrchestrationRuntimeStatus`` values of ``PURGED_STATUSES`` (built by the function's adapter:
+    shared/ does not import the Functions SDK); ``cursors`` has ``load()`` / ``save(cursor)``.
     """
-    from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
-
+    if sorted(getattr(s, "value", s) for s in statuses) != sorted(PURGED_STATUSES):
+        raise ValueError(f"purge only {PURGED_STATUSES}, got {statuses!r}: never a running instance")
     settings = settings or RetentionSettings()
     now = (now or datetime.now(UTC)).astimezone(UTC)
     cutoff = now - timedelta(days=settings.retention_days)
-    statuses = [OrchestrationRuntimeStatus(s) for s in PURGED_STATUSES]
     cursor = cursors.load() or PurgeCursor(cutoff - timedelta(days=settings.lookback_days),
                                            timedelta(minutes=settings.window_minutes))
     report = PurgeReport(cutoff=cutoff.isoformat(), started_from=cursor.purged_until.isoformat())

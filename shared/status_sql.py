@@ -104,3 +104,21 @@ def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
     rank = fraction * (len(ordered) - 1)
     low, high = math.floor(rank), math.ceil(rank)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def tsql_script(top: int = 5) -> str:
+    """The T-SQL statements as one batch to paste into the Azure portal's query editor (or
+    sqlcmd): the parameters become variables, the last hour counted from the server's UTC clock."""
+    def bind(statement: str, *names: str) -> str:
+        for name in names:
+            statement = statement.replace("?", name, 1)
+        return statement + ";"
+
+    return "\n".join([
+        "DECLARE @since DATETIME2(6) = DATEADD(HOUR, -1, SYSUTCDATETIME());",
+        f"DECLARE @top INT = {int(top)};",
+        bind(TSQL.counts_by_status),
+        *(bind(s, "@top") for s in TSQL.top_reasons.values()),
+        bind(TSQL.latency, "@since", "@since"),
+        bind(TSQL.by_extractor_version),
+    ])

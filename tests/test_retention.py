@@ -156,7 +156,7 @@ def test_purge_walks_windows_within_its_budget_and_resumes_from_the_cursor(orche
         client.purge_instance_history_by = spy
         reports = []
         while not reports or not reports[-1].caught_up:
-            reports.append(await purge_history(client, cursors, now=now, settings=settings,
+            reports.append(await purge_history(client, cursors, FINISHED, now=now, settings=settings,
                                                monotonic=lambda: float(next(ticks))))
             assert len(reports) < 50
         return reports
@@ -249,7 +249,7 @@ def test_index_purge_redeliver_every_event_starts_nothing(worker, orchestrators,
     engine.clock.advance_to(engine.clock.now() + timedelta(days=8))
 
     async def purge(binding: str) -> Any:
-        return await purge_history(df.DurableOrchestrationClient(binding), MemoryCursors(),
+        return await purge_history(df.DurableOrchestrationClient(binding), MemoryCursors(), FINISHED,
                                    now=engine.clock.now(), settings=RetentionSettings(lookback_days=30))
 
     report = asyncio.run(_with_client(engine, purge, worker))
@@ -263,3 +263,9 @@ def test_index_purge_redeliver_every_event_starts_nothing(worker, orchestrators,
         assert {o.detail for o in outcomes} == {"row is final"}
     else:
         assert len(started) == 3                                   # the gap the row check closes
+
+
+def test_purge_refuses_any_status_but_the_finished_ones():
+    running = FINISHED + [OrchestrationRuntimeStatus.Running]
+    with pytest.raises(ValueError, match="never a running instance"):
+        asyncio.run(purge_history(None, MemoryCursors(), running))

@@ -200,3 +200,16 @@ def test_make_status_prints_a_table_and_one_json_object(tmp_path, azurite, sqlit
     assert report["table"]["rowsByStatus"] == {"rejected": 1}
     assert report["blobs"]["withoutFinalRow"] >= 1 and report["blobs"]["oldest"] is not None
     assert report["reconciliation"] == {"instanceId": RECONCILE_INSTANCE_ID, "runtimeStatus": None, "progress": None}
+
+
+def test_the_documented_tsql_batch_is_the_modules_and_parses():
+    from pathlib import Path
+
+    from shared.status_sql import tsql_script
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "status.md").read_text()
+    script = tsql_script()
+    assert f"```sql\n{script}\n```" in docs
+    assert tsql_problems(script) == []
+    for statement in script.split(";\n")[2:]:
+        assert tsql_rule_problems(statement) == []
