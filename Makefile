@@ -10,6 +10,7 @@ help:
 	@echo "make upload FILES='a.jpg dir/'  - upload files or folders into images-input"
 	@echo "make show [FORMAT=table|json|csv] - print the ImageMetadata table"
 	@echo "make migrate - run the schema migrations against SqlConnectionString (needs DDL rights)"
+	@echo "make status [FORMAT=table|json] - counts, top failure reasons, backlog, latency, reconciliation"
 	@echo "make bench   - extraction benchmark against exiftool and ImageMagick"
 	@echo "make lint    - ruff"
 
@@ -37,6 +38,9 @@ show: setup
 test: setup-test
 	$(PY) -m pytest -q
 
+status: setup
+	$(PY) -m devhost status --format $(or $(FORMAT),table)
+
 lint: setup-test
 	$(PY) -m ruff check .
 
@@ -46,4 +50,4 @@ migrate: setup
 bench: setup-test
 	$(PY) -m bench.extraction
 
-.PHONY: help setup setup-test demo run azurite upload show migrate test lint bench
+.PHONY: help setup setup-test demo run azurite upload show migrate status test lint bench

@@ -1,4 +1,4 @@
-"""Command line: python -m devhost {demo,run,host,upload,show}."""
+"""Command line: python -m devhost {demo,run,host,upload,show,status}."""
 
 from __future__ import annotations
 
@@ -131,6 +131,21 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from devhost.status import build_report
+    from shared.status import render_table
+
+    values = _settings(args.azurite_port)
+    report = build_report(values["SqlConnectionString"], values["AzureWebJobsStorage"], LOCAL / "host" / "durable.db",
+                          list_blobs=not args.no_list, max_blobs=args.max_blobs)
+    if args.format == "json":
+        json.dump(report, sys.stdout, default=str, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_table(report))
+    return 0
+
+
 def _host_config(values: dict[str, str], state: Path, port: int = 0, workers: int = 2) -> HostConfig:
     """EVENTGRID_DUPLICATE_RATE, EVENTGRID_REORDER_RATE and EVENTGRID_SEED tune the emulated Event Grid."""
     policy = DeliveryPolicy(duplicate_rate=float(os.environ.get("EVENTGRID_DUPLICATE_RATE", "0.1")),
@@ -259,13 +274,19 @@ def main(argv: list[str] | None = None) -> int:
     upload.add_argument("paths", nargs="+")
     show = sub.add_parser("show", help="print the ImageMetadata table")
     show.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    status = sub.add_parser("status", help="the pipeline's status report (rows, reasons, latency, backlog)")
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.add_argument("--max-blobs", type=int, default=100_000,
+                        help="stop listing the container after this many blobs (the count is then partial)")
+    status.add_argument("--no-list", action="store_true", help="do not list the container (table only)")
     args = parser.parse_args(argv)
-    quiet = args.command in ("demo", "show", "upload")
+    quiet = args.command in ("demo", "show", "upload", "status")
     logging.basicConfig(level=os.environ.get("DEVHOST_LOG", "ERROR" if quiet else "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "azurite":
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    handlers = {"azurite": cmd_azurite, "demo": cmd_demo, "run": cmd_run, "host": cmd_host, "upload": cmd_upload, "show": cmd_show}
+    handlers = {"azurite": cmd_azurite, "demo": cmd_demo, "run": cmd_run, "host": cmd_host, "upload": cmd_upload, "show": cmd_show,
+                "status": cmd_status}
     try:
         return handlers[args.command](args)
     except (ServiceError, PipelineError, RuntimeError) as exc:

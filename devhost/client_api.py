@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from devhost.engine import Engine, InstanceAlreadyExists, UnknownFunction
+from devhost.engine import ACTIVE, Engine, InstanceAlreadyExists, UnknownFunction
+from devhost.protocol import parse_timestamp, timestamp
 
 _STATUS_CODES = {"Completed": 200, "Pending": 202, "Running": 202, "ContinuedAsNew": 202,
                  "Suspended": 202, "Failed": 500, "Terminated": 400, "Canceled": 400}
@@ -15,6 +17,16 @@ _STATUS_CODES = {"Completed": 200, "Pending": 202, "Running": 202, "ContinuedAsN
 
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() == "true"
+
+
+def _wire_time(text: str | None) -> datetime | None:
+    """A query-string time (the SDK sends '%Y-%m-%dT%H:%M:%S.%fZ'); None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        return None
 
 
 RPC_PREFIX = "/durabletask"
@@ -112,6 +124,40 @@ def build_app(engine: Engine, system_key: str | None = None) -> web.Application:
         rows = engine.query(statuses, request.query.get("instanceIdPrefix"),
                             request.query.get("createdTimeFrom"), request.query.get("createdTimeTo"))
         return web.json_response(rows)
+
+    @routes.delete("/instances/")
+    @routes.delete("/instances")
+    async def purge_by_filter(request: web.Request) -> web.Response:
+        """Purge by time window, as the extension's ``HandleDeleteHistoryWithFiltersRequestAsync``
+        answers it (azure-functions-durable-extension, src/WebJobs.Extensions.DurableTask/
+        HttpApiHandler.cs): ``createdTimeFrom`` required (400 without it), ``createdTimeTo``
+        defaults to now, ``runtimeStatus`` a comma-separated list (none: every status); 404 with
+        no body when nothing was deleted, else 200 ``{"instancesDeleted": n}`` (its
+        PurgeHistoryResult, ``[JsonProperty("instancesDeleted")]``)."""
+        created_from = _wire_time(request.query.get("createdTimeFrom"))
+        if created_from is None:
+            return web.json_response("Please provide value for 'createdTimeFrom' parameter.", status=400)
+        created_to = _wire_time(request.query.get("createdTimeTo")) or engine.clock.now()
+        statuses = [s for s in request.query.get("runtimeStatus", "").split(",") if s]
+        deleted = engine.purge(timestamp(created_from), timestamp(created_to), statuses)
+        if deleted == 0:
+            return web.Response(status=404)
+        return web.json_response({"instancesDeleted": deleted}, status=200)
+
+    @routes.delete("/instances/{instance_id}")
+    async def purge_one(request: web.Request) -> web.Response:
+        """Purge one instance (``HandleDeleteHistoryByIdRequestAsync``): 404 when unknown, 412 while
+        it is not in a terminal state, else 200 ``{"instancesDeleted": 1}``."""
+        instance_id = request.match_info["instance_id"]
+        found = engine.status(instance_id)
+        if found is None:
+            return web.Response(status=404)
+        if found["runtimeStatus"] in ACTIVE:
+            return web.json_response(
+                f"Only orchestrations in a terminal state can be purged, but the orchestration with "
+                f"instance ID {instance_id} has status {found['runtimeStatus']}", status=412)
+        deleted = engine.purge_instance(instance_id)
+        return web.json_response({"instancesDeleted": deleted}, status=200)
 
     @routes.post("/instances/{instance_id}/terminate")
     async def terminate(request: web.Request) -> web.Response:

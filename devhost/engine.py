@@ -195,6 +195,34 @@ class Engine:
 
         return self._tx(work)
 
+    def purge(self, created_from: str, created_to: str, statuses: Iterable[str] | None = None) -> int:
+        """Delete the instances created in [created_from, created_to] (inclusive) with one of
+        ``statuses`` (every status when none is given, as the extension does), with their history
+        and pending work; the number deleted. Times are the wire's UTC timestamps."""
+        wanted = list(statuses or [])
+
+        def work(db: sqlite3.Connection) -> int:
+            sql = "SELECT instance_id FROM instances WHERE created_at >= ? AND created_at <= ?"
+            args: list[Any] = [created_from, created_to]
+            if wanted:
+                sql += f" AND status IN ({', '.join('?' for _ in wanted)})"
+                args += wanted
+            ids = [r[0] for r in db.execute(sql, args)]
+            for instance_id in ids:
+                for table in ("inbox", "work", "instances"):
+                    db.execute(f"DELETE FROM {table} WHERE instance_id = ?", (instance_id,))
+            return len(ids)
+
+        return self._tx(work)
+
+    def purge_instance(self, instance_id: str) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            for table in ("inbox", "work"):
+                db.execute(f"DELETE FROM {table} WHERE instance_id = ?", (instance_id,))
+            return db.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,)).rowcount
+
+        return self._tx(work)
+
     def status(self, instance_id: str, show_history: bool = False, show_input: bool = True) -> dict[str, Any] | None:
         row = self.db.execute(
             "SELECT instance_id, name, status, input, output, custom_status, history, created_at, "

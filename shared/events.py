@@ -30,7 +30,7 @@ from typing import Any
 
 from shared.blob_access import blob_version
 from shared.models import BlobRef, normalise_etag
-from shared.starter import start_for_blob
+from shared.starter import ThreadStore, start_for_blob
 from shared.store import store_for
 
 log = logging.getLogger(__name__)
@@ -145,11 +145,11 @@ async def handle_blob_event(
         log.warning("Event Grid event %s ignored: %s", parsed.event_id, parsed.reason)
         return EventOutcome("ignored", parsed.event_id, parsed.reason)
     if parsed.kind == "created":
-        return await _created(parsed, client, storage_connection, retry_delays)
+        return await _created(parsed, client, storage_connection, sql_connection, retry_delays)
     return await _deleted(parsed, storage_connection, sql_connection)
 
 
-async def _created(event: BlobEvent, client: Any, storage_connection: str,
+async def _created(event: BlobEvent, client: Any, storage_connection: str, sql_connection: str,
                    retry_delays: tuple[float, ...]) -> EventOutcome:
     blob = event.blob_ref()
     if not blob.etag:
@@ -160,9 +160,11 @@ async def _created(event: BlobEvent, client: Any, storage_connection: str,
                      event.event_id, event.name)
             return EventOutcome("gone", event.event_id, "blob no longer exists")
         blob = BlobRef(**{**current.to_dict(), "sequencer": event.sequencer})
-    result = await start_for_blob(client, blob, retry_delays)
+    # The row check keeps a redelivered event from re-running a version whose history was purged.
+    result = await start_for_blob(client, blob, retry_delays, store=ThreadStore(sql_connection))
     action = "started" if result.started else "already covered"
-    return EventOutcome(action, event.event_id, result.existing_status or "", result.instance_id)
+    detail = "row is final" if result.covered_by == "row" else result.existing_status or ""
+    return EventOutcome(action, event.event_id, detail, result.instance_id)
 
 
 async def _deleted(event: BlobEvent, storage_connection: str, sql_connection: str) -> EventOutcome:

@@ -13,6 +13,9 @@ INPUT_CONTAINER = "images-input"
 ORCHESTRATOR_NAME = "ImageOrchestrator"
 EXTRACT_ACTIVITY = "ExtractMetadata"
 STORE_ACTIVITY = "StoreMetadata"
+# The reconciliation / re-index singleton's instance id. The status report reads its custom status
+# (progress) by this id; the orchestration that starts it must use this same constant.
+RECONCILE_INSTANCE_ID = "reconcile-images-input"
 
 # Delays (seconds) between attempts of a transient failure. They add up to over
 # three minutes, long enough for a paused serverless Azure SQL database to resume
@@ -55,6 +58,11 @@ def _int_setting(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigurationError(f"App setting {name} must be positive, got {value}.")
     return value
+
+
+def int_setting(env: Mapping[str, str] | None, name: str, default: int) -> int:
+    """A positive whole-number app setting (the environment when ``env`` is None)."""
+    return _int_setting(os.environ if env is None else env, name, default)
 
 
 def parse_retry_delays(raw: str | None) -> tuple[float, ...]:

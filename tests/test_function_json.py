@@ -15,6 +15,7 @@ EXPECTED = {
     "StoreMetadata": [("payload", "activityTrigger", "in")],
     "EventGridStarter": [("event", "eventGridTrigger", "in"), ("starter", "durableClient", "in")],
     "ReconcileBlobs": [("timer", "timerTrigger", "in"), ("starter", "durableClient", "in")],
+    "PurgeHistory": [("timer", "timerTrigger", "in"), ("starter", "durableClient", "in")],
 }
 
 

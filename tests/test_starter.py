@@ -26,6 +26,7 @@ from devhost.engine import Engine, ManualClock, python_activity
 from devhost.services import free_port
 from devhost.worker import Data, FunctionWorker
 from shared.blob_access import service_client, upload_bytes
+from shared.models import EXTRACTOR_VERSION
 from shared.starter import blob_path_from_trigger, instance_id_for
 
 CONTAINER = "images-input"
@@ -62,6 +63,12 @@ async def deliver(worker: FunctionWorker, engine: Engine, deliveries: list[Trigg
         return [await c for c in calls]
 
 
+@pytest.fixture(autouse=True)
+def _database(sql_env: str) -> str:
+    """BlobTriggerStarter reads the row of the version it is asked to start (SqlConnectionString)."""
+    return sql_env
+
+
 @pytest.fixture
 def engine(orchestrators) -> Engine:
     done = python_activity(lambda p: {"outcome": "ok", "applied": True, "metadata": {"width": 1}})
@@ -76,6 +83,8 @@ def test_instance_id_is_deterministic_valid_and_per_version():
     weird = "ünïcode 'q' \"d\" / ? # \\ " * 12
     a = instance_id_for("images-input", weird, '"0x1"')
     assert a == instance_id_for("images-input", weird, "0x1")
+    assert a == instance_id_for("images-input", weird, "0x1", EXTRACTOR_VERSION)
+    assert a != instance_id_for("images-input", weird, "0x1", EXTRACTOR_VERSION + 1)  # re-index: new id
     assert a != instance_id_for("images-input", weird, "0x2")
     assert a != instance_id_for("images-input", weird + "x", "0x1")
     assert len(a) < 100 and not a.startswith("@")  # Durable Task Scheduler allows 100 characters

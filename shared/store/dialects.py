@@ -78,7 +78,7 @@ class Dialect:
     def select_by_keys(self, count: int) -> Statement:
         """The state of up to ``count`` rows, by BlobKey (one reconciliation page)."""
         marks = ", ".join("?" for _ in range(count))
-        return Statement(f"SELECT BlobKey, BlobName, ETag, Status, Sequencer FROM {self.table} "
+        return Statement(f"SELECT BlobKey, BlobName, ETag, Status, Sequencer, ExtractorVersion FROM {self.table} "
                          f"WHERE BlobKey IN ({marks})", (BY_NAME["BlobKey"],) * count)
 
     def page_after_key(self) -> Statement:
