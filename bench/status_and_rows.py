@@ -20,9 +20,9 @@ from pathlib import Path
 import pyodbc
 
 from devhost.services import Postgres
-from shared.store import store_for
 from shared.status import table_status
 from shared.status_sql import STATUS_SQL
+from shared.store import store_for
 from tests import test_queries as queries
 
 RESULTS = Path(__file__).resolve().parent / "results"

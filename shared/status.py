@@ -22,9 +22,9 @@ from typing import Any
 from shared.blob_access import list_blob_pages
 from shared.models import EXTRACTOR_VERSION
 from shared.settings import RECONCILE_INSTANCE_ID, StorageTarget
-from shared.store import blob_key, connect, dialect_for, store_for
 from shared.starter import FINAL_ROW_STATUSES
 from shared.status_sql import STATUS_SQL, StatusSql, percentile_cont
+from shared.store import blob_key, connect, dialect_for, store_for
 
 
 def _number(value: Any) -> float | None:

@@ -18,8 +18,8 @@ from devhost.services import free_port
 from shared.blob_access import upload_bytes
 from shared.models import EXTRACTOR_VERSION, ImageMetadata, ImageRecord
 from shared.settings import INPUT_CONTAINER
-from shared.store import store_for
 from shared.starter import ThreadStore, instance_id_for, start_for_blob
+from shared.store import store_for
 from tests.durable import DELAYS, CountingClient, counting_client, pipeline_engine
 
 

@@ -18,9 +18,9 @@ from devhost.status import build_report
 from shared.blob_access import ensure_container, upload_bytes
 from shared.models import EXTRACTOR_VERSION, BlobRef, ImageMetadata, ImageRecord
 from shared.settings import RECONCILE_INSTANCE_ID
-from shared.store import connect, dialect_for, store_for
 from shared.status import render_table, table_status, unindexed_blobs
 from shared.status_sql import POSTGRESQL, SQLITE, STATUS_SQL, TSQL, percentile_cont
+from shared.store import connect, dialect_for, store_for
 from tests.test_devhost_cli import cli
 from tests.test_tsql import tsql_problems
 

@@ -240,7 +240,7 @@ class SqlStore:
     # ---- reads --------------------------------------------------------------------------
 
     def rows_by_keys(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """BlobKey -> {BlobName, ETag, Status, Sequencer} for the rows that exist among ``keys``."""
+        """BlobKey -> {BlobName, ETag, Status, Sequencer, ExtractorVersion} for the rows that exist among ``keys``."""
         self.ensure_schema()
         if not keys:
             return {}
@@ -248,7 +248,8 @@ class SqlStore:
 
         def read(cursor: Any) -> dict[str, dict[str, Any]]:
             self._execute(cursor, statement, list(keys))
-            return {row[0].strip(): {"BlobName": row[1], "ETag": row[2], "Status": row[3], "Sequencer": row[4]}
+            return {row[0].strip(): {"BlobName": row[1], "ETag": row[2], "Status": row[3], "Sequencer": row[4],
+                                  "ExtractorVersion": row[5]}
                     for row in cursor.fetchall()}
 
         return self._run(read)
