@@ -651,26 +651,58 @@ def subscription_problems(body: dict[str, Any]) -> list[str]:
     url = props["destination"]["properties"]["endpointUrl"]
     if not re.fullmatch(r"https://[^/]+/runtime/webhooks/eventgrid\?functionName=EventGridStarter&code=.+", url):
         problems.append("endpoint")
+    retry = props.get("retryPolicy", {})
+    if not (1 <= retry.get("maxDeliveryAttempts", 0) <= 30 and 1 <= retry.get("eventTimeToLiveInMinutes", 0) <= 1440):
+        problems.append("retry policy missing or outside Event Grid's limits")
+    dead = props.get("deadLetterWithResourceIdentity", {})
+    target = dead.get("deadLetterDestination", {})
+    if dead.get("identity", {}).get("type") != "SystemAssigned" or target.get("endpointType") != "StorageBlob" \
+            or not target.get("properties", {}).get("resourceId", "").endswith("/providers/Microsoft.Storage/"
+                                                                               "storageAccounts/sthost") \
+            or target["properties"].get("blobContainerName") != DEAD_LETTER_CONTAINER:
+        problems.append("dead letters not sent to the host storage's container with the topic's identity")
+    if "deadLetterDestination" in props:
+        problems.append("dead-lettering with Event Grid's own identity (the accounts refuse shared keys)")
     return problems
 
 
 # Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15, the version the hook PUTs:
 # EventSubscriptionProperties, WebHookEventSubscriptionDestination(Properties),
 # EventSubscriptionFilter and RetryPolicy in eventgrid/microsoft.eventgrid/2025-02-15/types.md.
+# DeadLetterWithResourceIdentity, EventSubscriptionIdentity, StorageBlobDeadLetterDestination(Properties).
 EVENT_SUBSCRIPTION = {"properties": {
     "destination": {"endpointType": ANY, "properties": {"endpointUrl": ANY, "maxEventsPerBatch": ANY}},
     "filter": {"includedEventTypes": ANY, "subjectBeginsWith": ANY},
     "eventDeliverySchema": ANY,
-    "retryPolicy": {"maxDeliveryAttempts": ANY, "eventTimeToLiveInMinutes": ANY}}}
+    "retryPolicy": {"maxDeliveryAttempts": ANY, "eventTimeToLiveInMinutes": ANY},
+    "deadLetterWithResourceIdentity": {
+        "identity": {"type": ANY, "userAssignedIdentity": ANY},
+        "deadLetterDestination": {"endpointType": ANY, "properties": {"resourceId": ANY, "blobContainerName": ANY}}}}}
+HOST_ACCOUNT_ID = "/subscriptions/0/resourceGroups/rg-x/providers/Microsoft.Storage/storageAccounts/sthost"
+DEAD_LETTER_CONTAINER = APP_PARSED["variables"]["deadLetterContainerName"]["value"]
+
+
+def subscription(host: str = "func-x.azurewebsites.net") -> dict[str, Any]:
+    return azd_hooks.event_subscription_body(host, "k", HOST_ACCOUNT_ID, DEAD_LETTER_CONTAINER)
 
 
 def test_event_subscription_sends_blob_created_and_deleted_in_images_input_to_the_starter():
-    body = azd_hooks.event_subscription_body("func-x.azurewebsites.net", "k")
+    body = subscription()
     assert subscription_problems(body) == []
     assert unknown_properties(body, EVENT_SUBSCRIPTION) == []
     assert azd_hooks.API["eventgrid"] == "2025-02-15"
     [topic] = RESOURCES["Microsoft.EventGrid/systemTopics"]
     assert topic["properties"]["topicType"] == "Microsoft.Storage.StorageAccounts"
+    # The topic watches the images account and its identity may write the dead-letter container.
+    assert _accessor(topic["properties"]["source"]) == ("imagesStorage", "id")
+    assert topic["identity"] == {"type": "SystemAssigned"}
+    writer = _symbols(APP_PARSED)["topicDeadLetterWriter"][1]
+    assert writer["scope"] == "deadLetterContainer" and "systemTopic" in str(writer["properties"]["principalId"])
+    # The hook reads the account and container from azd's environment, i.e. main.bicep's outputs.
+    main = (INFRA / "main.bicep").read_text()
+    assert "output AZURE_STORAGE_ACCOUNT_ID " in main and "output AZURE_EVENTGRID_DEADLETTER_CONTAINER " in main
+    hooks = (ROOT / "scripts" / "azd_hooks.py").read_text()
+    assert 'require("AZURE_STORAGE_ACCOUNT_ID")' in hooks and 'require("AZURE_EVENTGRID_DEADLETTER_CONTAINER")' in hooks
 
 
 @pytest.mark.parametrize("mutate", [
@@ -678,9 +710,16 @@ def test_event_subscription_sends_blob_created_and_deleted_in_images_input_to_th
     lambda b: b["properties"]["filter"].update(subjectBeginsWith="/blobServices/default/containers/other/"),
     lambda b: b["properties"]["destination"]["properties"].update(
         endpointUrl="https://x/runtime/webhooks/blobs?functionName=Host.Functions.BlobTriggerStarter&code=k"),
+    lambda b: b["properties"].pop("retryPolicy"),
+    lambda b: b["properties"]["retryPolicy"].update(maxDeliveryAttempts=31),
+    lambda b: b["properties"].pop("deadLetterWithResourceIdentity"),
+    lambda b: b["properties"]["deadLetterWithResourceIdentity"]["deadLetterDestination"]["properties"].update(
+        blobContainerName="images-input"),
+    lambda b: b["properties"].update(deadLetterDestination=b["properties"].pop("deadLetterWithResourceIdentity")[
+        "deadLetterDestination"]),
 ])
-def test_subscription_check_rejects_wrong_filters_or_endpoint(mutate):
-    body = azd_hooks.event_subscription_body("func-x.azurewebsites.net", "k")
+def test_subscription_check_rejects_wrong_filters_endpoint_retry_or_dead_letter(mutate):
+    body = subscription()
     mutate(body)
     assert subscription_problems(body)
 
