@@ -407,9 +407,13 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           }
         }
       }
+      // Database budget (docs/capacity.md): maximumInstanceCount x per-instance concurrency
+      // (host.json maxConcurrentActivityFunctions; HTTP triggers here) + a reserve <= the
+      // database's workers (GP_S_Gen5_2: 150). Change them together when the database is resized.
       scaleAndConcurrency: {
         instanceMemoryMB: 2048
         maximumInstanceCount: 40
+        triggers: { http: { perInstanceConcurrency: 3 } }
       }
       runtime: {
         name: 'python'

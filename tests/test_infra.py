@@ -109,7 +109,9 @@ PUBLISHED: dict[str, tuple[str, dict[str, Any]]] = {
                         "functionAppConfig": {
                             "deployment": {"storage": {"type": ANY, "value": ANY, "authentication": {
                                 "type": ANY, "userAssignedIdentityResourceId": ANY}}},
-                            "scaleAndConcurrency": {"instanceMemoryMB": ANY, "maximumInstanceCount": ANY},
+                            "scaleAndConcurrency": {"instanceMemoryMB": ANY, "maximumInstanceCount": ANY,
+                                                    # FunctionsScaleAndConcurrencyTriggers(Http)
+                                                    "triggers": {"http": {"perInstanceConcurrency": ANY}}},
                             "runtime": {"name": ANY, "version": ANY}},
                         # SiteProperties.virtualNetworkSubnetId (regional virtual network integration)
                         "virtualNetworkSubnetId": ANY}}),
@@ -436,6 +438,62 @@ def test_durable_task_scheduler_is_an_option_driven_by_settings_only():
     assert APP_PARSED["variables"]["taskHubName"]["value"] == hub
     # Durable Task Scheduler allows instance ids of at most 100 characters; ours are "img-" + 64 hex.
     assert len("img-" + "0" * 64) <= 100
+
+
+# --- the database protected: concurrency from its worker limit -----------------------------------
+
+# Max concurrent workers of a serverless General Purpose Gen5 database: 75 per vCore
+# (MicrosoftDocs sql-docs, azure-sql/database/resource-limits-vcore-single-databases.md).
+WORKERS_PER_VCORE = 75
+# Workers kept for reconciliation, status queries, migrations and people (docs/capacity.md).
+DATABASE_RESERVE = 30
+
+
+def database_budget_problems(app_text: str, host: dict[str, Any]) -> list[str]:
+    """Instances x the most database work one instance can do at once, plus the reserve, must fit
+    in the database's workers. Each Flex instance serves one scale group (durable, HTTP, or a
+    single other function), so the per-instance figure is the largest of the groups' limits."""
+    parsed = parse_text(app_text)
+    [site] = by_type(parsed)["Microsoft.Web/sites"]
+    scale = site["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    [db] = by_type(parsed)["Microsoft.Sql/servers/databases"]
+    workers = WORKERS_PER_VCORE * db["sku"]["capacity"]
+    durable = host["extensions"]["durableTask"]
+    per_instance = max(durable["maxConcurrentActivityFunctions"], scale["triggers"]["http"]["perInstanceConcurrency"])
+    worst = scale["maximumInstanceCount"] * per_instance + DATABASE_RESERVE
+    problems = []
+    if worst > workers:
+        problems.append(f"{scale['maximumInstanceCount']} instances x {per_instance} + {DATABASE_RESERVE} = {worst} "
+                        f"> {workers} workers")
+    if not 1 <= durable["storageProvider"]["partitionCount"] <= 16:
+        problems.append("partitionCount outside 1-16")
+    return problems
+
+
+HOST_JSON = __import__("json").loads((ROOT / "host.json").read_text())
+
+
+def test_concurrency_fits_the_databases_worker_limit():
+    assert database_budget_problems(APP, HOST_JSON) == []
+    assert HOST_JSON["extensions"]["durableTask"]["storageProvider"]["partitionCount"] == 16
+
+
+@pytest.mark.parametrize("app_text, host", [
+    (APP.replace("maximumInstanceCount: 40", "maximumInstanceCount: 100"), HOST_JSON),
+    (APP.replace("perInstanceConcurrency: 3", "perInstanceConcurrency: 16"), HOST_JSON),
+    (APP.replace("capacity: 2\n", "capacity: 1\n"), HOST_JSON),
+    (APP, {**HOST_JSON, "extensions": {**HOST_JSON["extensions"], "durableTask": {
+        **HOST_JSON["extensions"]["durableTask"], "maxConcurrentActivityFunctions": 10}}}),
+    (APP, {**HOST_JSON, "extensions": {**HOST_JSON["extensions"], "durableTask": {
+        **HOST_JSON["extensions"]["durableTask"], "storageProvider": {"partitionCount": 32}}}}),
+])
+def test_budget_check_rejects_concurrency_the_database_cannot_take(app_text, host):
+    assert database_budget_problems(app_text, host)
+
+
+def test_durable_distributed_tracing_v2_is_on():
+    tracing = HOST_JSON["extensions"]["durableTask"]["tracing"]
+    assert tracing == {"distributedTracingEnabled": True, "version": "V2"}
 
 
 # --- least privilege ----------------------------------------------------------------------------
