@@ -162,11 +162,12 @@ class Azurite:
     @classmethod
     def start(cls, port: int = 10000, location: Path | None = None, log: Path | None = None,
               all_services: bool = False, cert: Path | None = None, key: Path | None = None,
-              oauth: bool = False) -> Azurite:
+              oauth: bool = False, debug: Path | None = None) -> Azurite:
         """Blob only (what the local host needs), or blob + queue + table on port, port+1, port+2
         (what `func start` needs: the Durable extension keeps its state in queues and tables).
         With ``cert``/``key`` (PEM) it serves HTTPS, and ``oauth`` adds Azurite's ``--oauth basic``
-        bearer-token checks (which need HTTPS)."""
+        bearer-token checks (which need HTTPS). ``debug`` is Azurite's request log (every request's
+        method, URL and headers; benchmarks count the app's storage requests from it)."""
         if oauth and not (cert and key):
             raise ServiceError("Azurite's OAuth mode needs HTTPS: pass cert and key (PEM files).")
         tls = ["--cert", str(cert), "--key", str(key)] if cert and key else []
@@ -194,7 +195,7 @@ class Azurite:
             args += ["--queueHost", "127.0.0.1", "--queuePort", str(port + 1),
                      "--tableHost", "127.0.0.1", "--tablePort", str(port + 2)]
         args += ["--location", str(location), "--skipApiVersionCheck", "--disableTelemetry", "--loose", *tls,
-                 *(["--oauth", "basic"] if oauth else [])]
+                 *(["--oauth", "basic"] if oauth else []), *(["--debug", str(debug)] if debug else [])]
         proc = subprocess.Popen(_dying_with_us(args), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         (location / PIDFILE).write_text(json.dumps({"pid": proc.pid, "port": port}))
