@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devhost.functions import APP_ROOT
@@ -161,11 +162,12 @@ class Azurite:
     @classmethod
     def start(cls, port: int = 10000, location: Path | None = None, log: Path | None = None,
               all_services: bool = False, cert: Path | None = None, key: Path | None = None,
-              oauth: bool = False) -> Azurite:
+              oauth: bool = False, debug: Path | None = None) -> Azurite:
         """Blob only (what the local host needs), or blob + queue + table on port, port+1, port+2
         (what `func start` needs: the Durable extension keeps its state in queues and tables).
         With ``cert``/``key`` (PEM) it serves HTTPS, and ``oauth`` adds Azurite's ``--oauth basic``
-        bearer-token checks (which need HTTPS)."""
+        bearer-token checks (which need HTTPS). ``debug`` is Azurite's request log (every request's
+        method, URL and headers; benchmarks count the app's storage requests from it)."""
         if oauth and not (cert and key):
             raise ServiceError("Azurite's OAuth mode needs HTTPS: pass cert and key (PEM files).")
         tls = ["--cert", str(cert), "--key", str(key)] if cert and key else []
@@ -193,7 +195,7 @@ class Azurite:
             args += ["--queueHost", "127.0.0.1", "--queuePort", str(port + 1),
                      "--tableHost", "127.0.0.1", "--tablePort", str(port + 2)]
         args += ["--location", str(location), "--skipApiVersionCheck", "--disableTelemetry", "--loose", *tls,
-                 *(["--oauth", "basic"] if oauth else [])]
+                 *(["--oauth", "basic"] if oauth else []), *(["--debug", str(debug)] if debug else [])]
         proc = subprocess.Popen(_dying_with_us(args), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         (location / PIDFILE).write_text(json.dumps({"pid": proc.pid, "port": port}))
@@ -226,10 +228,12 @@ def _pg_bin() -> Path:
 
 @dataclass
 class Postgres:
-    """A throwaway PostgreSQL cluster on loopback, owned by the postgres user."""
+    """A throwaway PostgreSQL cluster on loopback, owned by the postgres user. ``settings`` are
+    server parameters passed at start (``-c name=value``), e.g. ``{"max_connections": "5"}``."""
 
     datadir: Path
     port: int
+    settings: dict[str, str] = field(default_factory=dict)
 
     def _as_postgres(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = list(args)
@@ -238,12 +242,15 @@ class Postgres:
         return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
     @classmethod
-    def create(cls) -> Postgres:
+    def create(cls, settings: dict[str, str] | None = None) -> Postgres:
         root = Path(tempfile.mkdtemp(prefix="pg-"))
         datadir = root / "data"
         if os.geteuid() == 0:
             shutil.chown(root, "postgres", "postgres")
-        pg = cls(datadir, free_port())
+        for name, value in (settings or {}).items():
+            if not re.fullmatch(r"[a-z_]+", name) or not re.fullmatch(r"[A-Za-z0-9_.]+", str(value)):
+                raise ServiceError(f"PostgreSQL setting {name}={value!r} is not a plain name and value")
+        pg = cls(datadir, free_port(), dict(settings or {}))
         pg._as_postgres(str(_pg_bin() / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
                         "-E", "UTF8", "--no-sync")
         pg.start()
@@ -258,7 +265,8 @@ class Postgres:
             return
         self._as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(self.datadir), "-w", "-l",
                           str(self.datadir.parent / "log"), "-o",
-                          f"-p {self.port} -k {self.datadir.parent} -h 127.0.0.1 -F", "start")
+                          " ".join([f"-p {self.port} -k {self.datadir.parent} -h 127.0.0.1 -F",
+                                    *(f"-c {k}={v}" for k, v in self.settings.items())]), "start")
 
     def stop(self, mode: str = "fast") -> None:
         self._as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop",

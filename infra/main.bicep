@@ -30,6 +30,11 @@ param durableBackend string = 'AzureStorage'
 @description('NCRONTAB schedule of the ReconcileBlobs timer (six fields, UTC).')
 param reconcileSchedule string = '0 30 3 * * *'
 
+@description('Days a completed or failed orchestration\'s history is kept (purge timer; Durable Task Scheduler retention policy, at most 30 on its Consumption SKU).')
+@minValue(1)
+@maxValue(30)
+param historyRetentionDays int = 7
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 
@@ -50,6 +55,7 @@ module app 'app.bicep' = {
     principalType: principalType
     durableBackend: durableBackend
     reconcileSchedule: reconcileSchedule
+    historyRetentionDays: historyRetentionDays
   }
 }
 
@@ -60,6 +66,9 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
 output AZURE_FUNCTION_APP_ID string = app.outputs.functionAppId
 output AZURE_STORAGE_ACCOUNT_NAME string = app.outputs.storageAccountName
+output AZURE_STORAGE_ACCOUNT_ID string = app.outputs.storageAccountId
+output AZURE_IMAGES_STORAGE_ACCOUNT_NAME string = app.outputs.imagesStorageAccountName
+output AZURE_EVENTGRID_DEADLETTER_CONTAINER string = app.outputs.deadLetterContainerName
 output AZURE_EVENTGRID_SYSTEM_TOPIC_ID string = app.outputs.systemTopicId
 output AZURE_SQL_SERVER_ID string = app.outputs.sqlServerId
 output AZURE_SQL_SERVER_FQDN string = app.outputs.sqlServerFqdn

@@ -16,6 +16,11 @@ subscribe-events (postdeploy)
     webhook, ``/runtime/webhooks/eventgrid?functionName=...&code=<eventgrid_extension system key>``
     (Microsoft docs, "How to work with Event Grid triggers and bindings in Azure Functions"); the
     key goes from ARM straight into the subscription and is never printed or stored.
+    Delivery: an explicit retry policy (Event Grid's maxima, 30 attempts within 24 hours) and a
+    dead-letter destination, the host storage account's ``eventgrid-deadletter`` container, written
+    with the system topic's managed identity (``deadLetterWithResourceIdentity``; Microsoft docs,
+    "Set dead-letter location and retry policy" and "Event delivery with a managed identity"). An
+    event that still fails is kept there instead of dropped; ``shared.deadletter`` re-queues it.
 
 Both read azd's environment (the outputs of infra/main.bicep) and are idempotent.
 """
@@ -45,6 +50,10 @@ RUNTIME_GRANTS = (
     "GRANT SELECT ON dbo.SchemaVersion TO {user};",
 )
 DROPPED_ROLES = ("db_ddladmin", "db_datawriter", "db_datareader")
+# Event Grid's limits for a subscription's retry policy (1-30 attempts, 1-1440 minutes): the most
+# it will try, so a database paused or an app down for hours still gets its events.
+MAX_DELIVERY_ATTEMPTS = 30
+EVENT_TTL_MINUTES = 1440
 ARM = "https://management.azure.com"
 API = {"sites": "2024-04-01", "sql": "2023-08-01", "eventgrid": "2025-02-15"}
 
@@ -103,8 +112,10 @@ def blocked_client_ip(message: str) -> str | None:
     return match.group(1) if match else None
 
 
-def event_subscription_body(function_host: str, system_key: str) -> dict[str, Any]:
-    """The Event Grid subscription: blob created/deleted in images-input, to EventGridStarter."""
+def event_subscription_body(function_host: str, system_key: str, dead_letter_account_id: str,
+                            dead_letter_container: str) -> dict[str, Any]:
+    """The Event Grid subscription: blob created/deleted in images-input, to EventGridStarter, with
+    undeliverable events dead-lettered to a container of the host storage account."""
     return {
         "properties": {
             "destination": {
@@ -120,7 +131,16 @@ def event_subscription_body(function_host: str, system_key: str) -> dict[str, An
                 "subjectBeginsWith": f"/blobServices/default/containers/{INPUT_CONTAINER}/blobs/",
             },
             "eventDeliverySchema": "EventGridSchema",
-            "retryPolicy": {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440},
+            "retryPolicy": {"maxDeliveryAttempts": MAX_DELIVERY_ATTEMPTS,
+                            "eventTimeToLiveInMinutes": EVENT_TTL_MINUTES},
+            "deadLetterWithResourceIdentity": {
+                "identity": {"type": "SystemAssigned"},
+                "deadLetterDestination": {
+                    "endpointType": "StorageBlob",
+                    "properties": {"resourceId": dead_letter_account_id,
+                                   "blobContainerName": dead_letter_container},
+                },
+            },
         }
     }
 
@@ -196,7 +216,9 @@ def subscribe_events() -> None:
         sys.exit("azd hook: the function app has no eventgrid_extension key yet; is EventGridStarter "
                  "deployed? Run `azd deploy` again.")
     path = f"{topic_id}/eventSubscriptions/{SUBSCRIPTION_NAME}"
-    arm("PUT", path, API["eventgrid"], event_subscription_body(host, key))
+    body = event_subscription_body(host, key, require("AZURE_STORAGE_ACCOUNT_ID"),
+                                   require("AZURE_EVENTGRID_DEADLETTER_CONTAINER"))
+    arm("PUT", path, API["eventgrid"], body)
     for _ in range(30):
         state = arm("GET", path, API["eventgrid"])["properties"].get("provisioningState")
         if state in ("Succeeded", "Failed"):

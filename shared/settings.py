@@ -129,19 +129,33 @@ _STORAGE_HELP = (
 
 
 def storage_connection_string(env: Mapping[str, str] | None = None) -> StorageTarget:
-    """The storage the app reads: ``AzureWebJobsStorage`` when it holds a value (a connection
-    string wins, as in the host), else the identity-based ``AzureWebJobsStorage__*`` settings."""
+    """The storage holding the images: ``ImagesStorage`` (a connection string, or the identity-based
+    ``ImagesStorage__*`` settings) when set, as on Azure where the images have an account of their
+    own; otherwise ``AzureWebJobsStorage``, the host's storage (locally, Azurite holds both)."""
     env = os.environ if env is None else env
-    value = env.get("AzureWebJobsStorage", "").strip()
+    if env.get("ImagesStorage", "").strip() or any(k.startswith("ImagesStorage__") for k in env):
+        return _storage_target(env, "ImagesStorage")
+    return _storage_target(env, "AzureWebJobsStorage")
+
+
+def host_storage_connection_string(env: Mapping[str, str] | None = None) -> StorageTarget:
+    """The Functions host's own storage (``AzureWebJobsStorage``): Event Grid's dead letters live there."""
+    return _storage_target(os.environ if env is None else env, "AzureWebJobsStorage")
+
+
+def _storage_target(env: Mapping[str, str], name: str) -> StorageTarget:
+    """A connection string when ``name`` holds a value (it wins, as in the host), else the
+    identity-based ``<name>__*`` settings."""
+    value = env.get(name, "").strip()
     if value:
         return value
-    prefix = "AzureWebJobsStorage__"
+    prefix = name + "__"
     uri = (env.get(prefix + "blobServiceUri") or env.get(prefix + "serviceUri") or "").strip()
     account = env.get(prefix + "accountName", "").strip()
     credential = env.get(prefix + "credential", "").strip().lower()
     client_id = env.get(prefix + "clientId", "").strip()
     if not uri and not account:
-        raise ConfigurationError(f"App setting AzureWebJobsStorage is empty. {_STORAGE_HELP}")
+        raise ConfigurationError(f"App setting {name} is empty. {_STORAGE_HELP}")
     if account and not re.fullmatch(r"[a-z0-9]{3,24}", account):
         raise ConfigurationError(
             f"App setting {prefix}accountName={account!r} is not a storage account name "

@@ -27,7 +27,13 @@ import pytest
 import yaml
 from pycep import BicepParser
 
-from shared.settings import StorageIdentity, check_sql_connection_string, storage_connection_string
+from shared.errors import ConfigurationError
+from shared.settings import (
+    StorageIdentity,
+    check_sql_connection_string,
+    host_storage_connection_string,
+    storage_connection_string,
+)
 from shared.store import MSSQL_PYTHON, driver_for
 from tests.test_tsql import sqlfluff_problems
 
@@ -103,13 +109,69 @@ PUBLISHED: dict[str, tuple[str, dict[str, Any]]] = {
                         "functionAppConfig": {
                             "deployment": {"storage": {"type": ANY, "value": ANY, "authentication": {
                                 "type": ANY, "userAssignedIdentityResourceId": ANY}}},
-                            "scaleAndConcurrency": {"instanceMemoryMB": ANY, "maximumInstanceCount": ANY},
-                            "runtime": {"name": ANY, "version": ANY}}}}),
+                            "scaleAndConcurrency": {"instanceMemoryMB": ANY, "maximumInstanceCount": ANY,
+                                                    # FunctionsScaleAndConcurrencyTriggers(Http)
+                                                    "triggers": {"http": {"perInstanceConcurrency": ANY}}},
+                            "runtime": {"name": ANY, "version": ANY}},
+                        # SiteProperties.virtualNetworkSubnetId (regional virtual network integration)
+                        "virtualNetworkSubnetId": ANY}}),
     # sites/config named 'appsettings': StringDictionaryProperties (any string values).
     "Microsoft.Web/sites/config@2024-04-01": ("web/microsoft.web/2024-04-01/types.md", {"properties": ANY}),
     "Microsoft.EventGrid/systemTopics@2025-02-15": (
         "eventgrid/microsoft.eventgrid/2025-02-15/types.md",
-        {"location": ANY, "tags": ANY, "properties": {"source": ANY, "topicType": ANY}}),
+        {"location": ANY, "tags": ANY, "identity": {"type": ANY},  # IdentityInfo
+         "properties": {"source": ANY, "topicType": ANY}}),
+    # Network (VNet integration + SQL private endpoint; NAT gateway for the scheduler's allow list):
+    # VirtualNetworkPropertiesFormat, AddressSpace, Subnet, SubnetPropertiesFormat, Delegation,
+    # ServiceDelegationPropertiesFormat, SubResource, PrivateEndpointProperties,
+    # PrivateLinkServiceConnection(Properties), PrivateDnsZoneGroupPropertiesFormat,
+    # PrivateDnsZoneConfig, PrivateDnsZonePropertiesFormat, PublicIPAddressSku,
+    # PublicIPAddressPropertiesFormat, NatGatewaySku, NatGatewayPropertiesFormat.
+    "Microsoft.Network/virtualNetworks@2024-05-01": (
+        "network/microsoft.network/2024-05-01/types.md",
+        {"location": ANY, "tags": ANY,
+         "properties": {"addressSpace": {"addressPrefixes": ANY},
+                        "subnets": {"name": ANY, "properties": {
+                            "addressPrefix": ANY, "delegations": {"name": ANY, "properties": {"serviceName": ANY}},
+                            "natGateway": {"id": ANY}, "privateEndpointNetworkPolicies": ANY}}}}),
+    "Microsoft.Network/privateEndpoints@2024-05-01": (
+        "network/microsoft.network/2024-05-01/types.md",
+        {"location": ANY, "tags": ANY,
+         "properties": {"subnet": {"id": ANY},
+                        "privateLinkServiceConnections": {"name": ANY, "properties": {
+                            "privateLinkServiceId": ANY, "groupIds": ANY}}}}),
+    "Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01": (
+        "network/microsoft.network/2024-05-01/types.md",
+        {"properties": {"privateDnsZoneConfigs": {"name": ANY, "properties": {"privateDnsZoneId": ANY}}}}),
+    "Microsoft.Network/publicIPAddresses@2024-05-01": (
+        "network/microsoft.network/2024-05-01/types.md",
+        {"location": ANY, "tags": ANY, "sku": {"name": ANY},
+         "properties": {"publicIPAllocationMethod": ANY, "publicIPAddressVersion": ANY}}),
+    "Microsoft.Network/natGateways@2024-05-01": (
+        "network/microsoft.network/2024-05-01/types.md",
+        {"location": ANY, "tags": ANY, "sku": {"name": ANY},
+         "properties": {"idleTimeoutInMinutes": ANY, "publicIpAddresses": {"id": ANY}}}),
+    # Private DNS: PrivateZoneProperties, VirtualNetworkLinkProperties, SubResource.
+    "Microsoft.Network/privateDnsZones@2020-06-01": (
+        "privatedns/microsoft.network/2020-06-01/types.md", {"location": ANY, "tags": ANY}),
+    "Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01": (
+        "privatedns/microsoft.network/2020-06-01/types.md",
+        {"location": ANY, "tags": ANY,
+         "properties": {"registrationEnabled": ANY, "virtualNetwork": {"id": ANY}}}),
+    # RetentionPolicyProperties, RetentionPolicyDetails.
+    "Microsoft.DurableTask/schedulers/retentionPolicies@2025-11-01": (
+        "durabletask/microsoft.durabletask/2025-11-01/types.md",
+        {"properties": {"retentionPolicies": {"retentionPeriodInDays": ANY, "orchestrationState": ANY}}}),
+    # ScheduledQueryRuleProperties, ScheduledQueryRuleCriteria, Condition, ConditionFailingPeriods.
+    "Microsoft.Insights/scheduledQueryRules@2023-12-01": (
+        "monitor/microsoft.insights/2023-12-01/types.md",
+        {"location": ANY, "tags": ANY, "kind": ANY,
+         "properties": {"displayName": ANY, "description": ANY, "severity": ANY, "enabled": ANY, "scopes": ANY,
+                        "evaluationFrequency": ANY, "windowSize": ANY, "autoMitigate": ANY,
+                        "criteria": {"allOf": {"query": ANY, "timeAggregation": ANY, "operator": ANY,
+                                               "threshold": ANY, "failingPeriods": {
+                                                   "numberOfEvaluationPeriods": ANY,
+                                                   "minFailingPeriodsToAlert": ANY}}}}}),
 }
 STRUCTURAL = {"name", "parent", "dependsOn", "depends_on"}
 
@@ -128,7 +190,10 @@ def resources(parsed: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]
 
 
 def unknown_properties(body: Any, schema: Any, path: str = "") -> list[str]:
-    """Property paths set in the template that the type definition does not define."""
+    """Property paths set in the template that the type definition does not define (the items of
+    an array are checked against the array's element type)."""
+    if isinstance(body, list) and schema is not ANY:
+        return [p for i, item in enumerate(body) for p in unknown_properties(item, schema, f"{path}[{i}].")]
     if schema is ANY or not isinstance(body, dict) or "function" in body or "operator" in body:
         return []
     problems = []
@@ -179,6 +244,8 @@ BROKEN_TEMPLATES = {
     "misspelled property": APP.replace("allowSharedKeyAccess", "allowSharedKeyAcess"),
     "property of another type": APP.replace("httpsOnly: true", "httpsOnly: true\n    minimumTlsVersion: 'TLS1_2'"),
     "nested property not in the type": APP.replace("instanceMemoryMB: 2048", "instanceMemoryMb: 2048"),
+    "property of an array item not in the type": APP.replace("privateEndpointNetworkPolicies: 'Disabled'",
+                                                             "privateEndpointNetworkPolicy: 'Disabled'"),
     "nested short-form child": APP.replace(
         "resource taskHub 'Microsoft.DurableTask/schedulers/taskHubs@2025-11-01' = if (useDurableTaskScheduler) {\n"
         "  parent: scheduler\n", "resource taskHub 'taskHubs' = if (useDurableTaskScheduler) {\n  parent: scheduler\n"),
@@ -242,8 +309,24 @@ def test_storage_settings_are_identity_based_as_shared_settings_reads_them():
     env = {"AzureWebJobsStorage__accountName": "stexample01", "AzureWebJobsStorage__credential": "managedidentity",
            "AzureWebJobsStorage__clientId": "00000000-0000-0000-0000-000000000001"}
     assert set(env) <= set(SETTINGS)
-    target = storage_connection_string(env)
+    target = host_storage_connection_string(env)
     assert isinstance(target, StorageIdentity) and target.managed_identity and target.client_id
+
+
+def test_the_app_reads_images_from_the_images_account_setting():
+    """On Azure the images account is ImagesStorage__*; locally (no such setting) AzureWebJobsStorage."""
+    host = {"AzureWebJobsStorage__accountName": "sthost01", "AzureWebJobsStorage__credential": "managedidentity"}
+    images = {"ImagesStorage__accountName": "stimg01", "ImagesStorage__credential": "managedidentity",
+              "ImagesStorage__clientId": "00000000-0000-0000-0000-000000000001"}
+    assert {"ImagesStorage__accountName", "ImagesStorage__credential", "ImagesStorage__clientId"} <= set(SETTINGS)
+    target = storage_connection_string({**host, **images})
+    assert isinstance(target, StorageIdentity)
+    assert target.blob_service_uri == "https://stimg01.blob.core.windows.net" and target.managed_identity
+    assert host_storage_connection_string({**host, **images}).blob_service_uri == "https://sthost01.blob.core.windows.net"
+    assert storage_connection_string(host).blob_service_uri == "https://sthost01.blob.core.windows.net"
+    assert storage_connection_string({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}) == "UseDevelopmentStorage=true"
+    with pytest.raises(ConfigurationError, match="ImagesStorage__accountName"):
+        storage_connection_string({**host, "ImagesStorage__accountName": "Not_An_Account"})
 
 
 def test_sql_connection_string_selects_mssql_python_with_the_managed_identity():
@@ -305,9 +388,11 @@ def test_flex_consumption_python_313_with_2048_mb_instances():
 
 
 def test_storage_sql_and_insights_accept_no_keys_or_passwords():
-    [storage] = RESOURCES["Microsoft.Storage/storageAccounts"]
-    assert storage["properties"]["allowSharedKeyAccess"] is False
-    assert storage["properties"]["allowBlobPublicAccess"] is False
+    accounts = RESOURCES["Microsoft.Storage/storageAccounts"]
+    assert len(accounts) == 2
+    for storage in accounts:
+        assert storage["properties"]["allowSharedKeyAccess"] is False
+        assert storage["properties"]["allowBlobPublicAccess"] is False
     [server] = RESOURCES["Microsoft.Sql/servers"]
     assert server["properties"]["administrators"]["azureADOnlyAuthentication"] is True
     assert "administratorLoginPassword" not in server["properties"]
@@ -355,6 +440,262 @@ def test_durable_task_scheduler_is_an_option_driven_by_settings_only():
     assert len("img-" + "0" * 64) <= 100
 
 
+# --- the database protected: concurrency from its worker limit -----------------------------------
+
+# Max concurrent workers of a serverless General Purpose Gen5 database: 75 per vCore
+# (MicrosoftDocs sql-docs, azure-sql/database/resource-limits-vcore-single-databases.md).
+WORKERS_PER_VCORE = 75
+# Workers kept for reconciliation, status queries, migrations and people (docs/capacity.md).
+DATABASE_RESERVE = 30
+
+
+def database_budget_problems(app_text: str, host: dict[str, Any]) -> list[str]:
+    """Instances x the most database work one instance can do at once, plus the reserve, must fit
+    in the database's workers. Each Flex instance serves one scale group (durable, HTTP, or a
+    single other function), so the per-instance figure is the largest of the groups' limits."""
+    parsed = parse_text(app_text)
+    [site] = by_type(parsed)["Microsoft.Web/sites"]
+    scale = site["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    [db] = by_type(parsed)["Microsoft.Sql/servers/databases"]
+    workers = WORKERS_PER_VCORE * db["sku"]["capacity"]
+    durable = host["extensions"]["durableTask"]
+    per_instance = max(durable["maxConcurrentActivityFunctions"], scale["triggers"]["http"]["perInstanceConcurrency"])
+    worst = scale["maximumInstanceCount"] * per_instance + DATABASE_RESERVE
+    problems = []
+    if worst > workers:
+        problems.append(f"{scale['maximumInstanceCount']} instances x {per_instance} + {DATABASE_RESERVE} = {worst} "
+                        f"> {workers} workers")
+    if not 1 <= durable["storageProvider"]["partitionCount"] <= 16:
+        problems.append("partitionCount outside 1-16")
+    return problems
+
+
+HOST_JSON = __import__("json").loads((ROOT / "host.json").read_text())
+
+
+def test_concurrency_fits_the_databases_worker_limit():
+    assert database_budget_problems(APP, HOST_JSON) == []
+    assert HOST_JSON["extensions"]["durableTask"]["storageProvider"]["partitionCount"] == 16
+
+
+@pytest.mark.parametrize("app_text, host", [
+    (APP.replace("maximumInstanceCount: 40", "maximumInstanceCount: 100"), HOST_JSON),
+    (APP.replace("perInstanceConcurrency: 3", "perInstanceConcurrency: 16"), HOST_JSON),
+    (APP.replace("capacity: 2\n", "capacity: 1\n"), HOST_JSON),
+    (APP, {**HOST_JSON, "extensions": {**HOST_JSON["extensions"], "durableTask": {
+        **HOST_JSON["extensions"]["durableTask"], "maxConcurrentActivityFunctions": 10}}}),
+    (APP, {**HOST_JSON, "extensions": {**HOST_JSON["extensions"], "durableTask": {
+        **HOST_JSON["extensions"]["durableTask"], "storageProvider": {"partitionCount": 32}}}}),
+])
+def test_budget_check_rejects_concurrency_the_database_cannot_take(app_text, host):
+    assert database_budget_problems(app_text, host)
+
+
+def test_durable_distributed_tracing_v2_is_on():
+    tracing = HOST_JSON["extensions"]["durableTask"]["tracing"]
+    assert tracing == {"distributedTracingEnabled": True, "version": "V2"}
+
+
+# --- least privilege ----------------------------------------------------------------------------
+
+ROLE_IDS = APP_PARSED["variables"]["roles"]["value"]
+OPEN_TO_ALL = {"0.0.0.0/0", "0.0.0.0-255.255.255.255", "*", "::/0"}
+
+
+def _accessor(value: Any) -> tuple[str, str] | None:
+    """('symbol', 'property') of a parsed ``symbol.property`` expression."""
+    try:
+        operands = value["operator"]["operands"]
+    except (KeyError, TypeError):
+        return None
+    return operands.get("operand_1"), operands.get("operand_2")
+
+
+def _symbols(parsed: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any], str | None]]:
+    """symbol -> (type, body, condition) of every resource."""
+    found = {}
+    for symbol, res in parsed["resources"].items():
+        config, condition = res["config"], None
+        if set(config) == {"condition", "config"}:
+            config, condition = config["config"], config["condition"]
+        found[symbol] = (res["type"], config, condition)
+    return found
+
+
+def least_privilege_problems(text: str) -> list[str]:
+    """What infra/ grants beyond the issue's least-privilege rules, read from one app.bicep text."""
+    parsed = parse_text(text)
+    symbols = _symbols(parsed)
+    roles = parsed["variables"]["roles"]["value"]
+    problems = []
+    # 1. The images: an account apart from host storage; the app reads images-input, no more.
+    [container] = [s for s, (t, b, _) in symbols.items()
+                   if t.endswith("/containers") and b.get("name") == "inputContainerName"]
+    service = symbols[container][1]["parent"]
+    images_account = symbols[service][1]["parent"]
+    settings = app_settings(parsed)
+    host_account = (_accessor(settings.get("AzureWebJobsStorage__accountName")) or ("?",))[0]
+    if host_account == images_account:
+        problems.append("images-input is in the host storage account")
+    if _accessor(settings.get("ImagesStorage__accountName")) != (images_account, "name"):
+        problems.append("the app is not pointed at the images account (ImagesStorage__accountName)")
+    for symbol, (kind, body, _) in symbols.items():
+        if kind != "Microsoft.Authorization/roleAssignments":
+            continue
+        props = body["properties"]
+        if "identity" not in str(props["principalId"]):
+            continue
+        role_key = _accessor(props["roleDefinitionId"]["function"]["parameters"]["resource_name_1"])[1]
+        scope = body.get("scope")
+        scope_type = symbols.get(scope, ("?",))[0]
+        touches_images = scope in (images_account, service, container) or (
+            scope_type == "Microsoft.Storage/storageAccounts/blobServices/containers"
+            and symbols[symbols[scope][1]["parent"]][1]["parent"] == images_account)
+        if touches_images and (roles[role_key] != ROLE_IDS["storageBlobDataReader"] or scope != container):
+            problems.append(f"{symbol}: the app gets {role_key} on {scope}, more than reading images-input")
+    # 2. SQL: no Azure-wide (or any open) firewall rule; the app reaches it through a private endpoint.
+    for symbol, (kind, body, _) in symbols.items():
+        if kind == "Microsoft.Sql/servers/firewallRules":
+            problems.append(f"{symbol}: SQL firewall rule {body.get('name')} "
+                            f"({body['properties']['startIpAddress']}-{body['properties']['endIpAddress']})")
+    endpoints = [b for t, b, _ in symbols.values() if t == "Microsoft.Network/privateEndpoints"
+                 and any(_accessor(c["properties"]["privateLinkServiceId"]) == ("sqlServer", "id")
+                         and c["properties"]["groupIds"] == ["sqlServer"]
+                         for c in b["properties"]["privateLinkServiceConnections"])]
+    if not endpoints:
+        problems.append("no private endpoint for the SQL server")
+    [site] = [b for t, b, _ in symbols.values() if t == "Microsoft.Web/sites"]
+    if "/subnets/app" not in str(site["properties"].get("virtualNetworkSubnetId", "")):
+        problems.append("the function app is not integrated into the virtual network")
+    zones = [b["name"] for t, b, _ in symbols.values() if t == "Microsoft.Network/privateDnsZones"]
+    if "privatelink${environment().suffixes.sqlServerHostname}" not in zones:
+        problems.append("no privatelink DNS zone for the SQL server")
+    # 3. Durable Task Scheduler admits the app's NAT address only.
+    for kind, body, _ in symbols.values():
+        if kind == "Microsoft.DurableTask/schedulers":
+            allow = body["properties"]["ipAllowlist"]
+            if not isinstance(allow, list) or set(map(str, allow)) & OPEN_TO_ALL or \
+                    not all("natAddress.properties.ipAddress" in str(a) for a in allow):
+                problems.append(f"scheduler ipAllowlist {allow!r} is not the app's NAT address alone")
+    return problems
+
+
+def test_infra_grants_no_more_than_the_app_needs():
+    assert least_privilege_problems(APP) == []
+
+
+BROADER_ACCESS = {
+    "owner role on the images": APP.replace(
+        "roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)",
+        "roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)"),
+    "reader on the whole images account": APP.replace(
+        "name: guid(inputContainer.id, identity.id, roles.storageBlobDataReader)\n  scope: inputContainer",
+        "name: guid(inputContainer.id, identity.id, roles.storageBlobDataReader)\n  scope: imagesStorage"),
+    "images in host storage": APP.replace("resource inputContainer 'Microsoft.Storage/storageAccounts/blobServices/"
+                                          "containers@2023-05-01' = {\n  parent: imagesBlobService",
+                                          "resource inputContainer 'Microsoft.Storage/storageAccounts/blobServices/"
+                                          "containers@2023-05-01' = {\n  parent: blobService"),
+    "app not pointed at the images account": APP.replace("ImagesStorage__accountName: imagesStorage.name",
+                                                          "ImagesStorage__accountName: storage.name"),
+    "AllowAllWindowsAzureIps": APP.replace(
+        "resource database 'Microsoft.Sql/servers/databases@2023-08-01'",
+        "resource sqlAllowAzure 'Microsoft.Sql/servers/firewallRules@2023-08-01' = {\n  parent: sqlServer\n"
+        "  name: 'AllowAllWindowsAzureIps'\n  properties: {\n    startIpAddress: '0.0.0.0'\n"
+        "    endIpAddress: '0.0.0.0'\n  }\n}\n\nresource database 'Microsoft.Sql/servers/databases@2023-08-01'"),
+    "no SQL private endpoint": APP.replace("groupIds: ['sqlServer']", "groupIds: ['sqlServerX']"),
+    "no VNet integration": APP.replace("    virtualNetworkSubnetId: '${vnet.id}/subnets/app'\n", ""),
+    "scheduler open to all": APP.replace("ipAllowlist: ['${natAddress.properties.ipAddress}/32']",
+                                         "ipAllowlist: ['0.0.0.0/0']"),
+    "scheduler open to the NAT and all": APP.replace(
+        "ipAllowlist: ['${natAddress.properties.ipAddress}/32']",
+        "ipAllowlist: ['${natAddress.properties.ipAddress}/32', '0.0.0.0/0']"),
+}
+
+
+@pytest.mark.parametrize("name", list(BROADER_ACCESS))
+def test_least_privilege_check_rejects_broader_access(name):
+    assert BROADER_ACCESS[name] != APP, name
+    assert least_privilege_problems(BROADER_ACCESS[name])
+
+
+def retention_problems(text: str) -> list[str]:
+    symbols = _symbols(parse_text(text))
+    policies = [(b, c) for t, b, c in symbols.values() if t == "Microsoft.DurableTask/schedulers/retentionPolicies"]
+    if len(policies) != 1:
+        return [f"{len(policies)} retention policies"]
+    [(body, condition)] = policies
+    problems = []
+    if condition != "useDurableTaskScheduler" or body.get("parent") != "scheduler" or body.get("name") != "default":
+        problems.append("not the scheduler's default policy, deployed with that backend")
+    details = body["properties"]["retentionPolicies"]
+    if [d.get("retentionPeriodInDays") for d in details] != ["historyRetentionDays"] or \
+            any("orchestrationState" in d for d in details):
+        problems.append(f"retention {details!r} is not HistoryRetentionDays for every terminal state")
+    return problems
+
+
+def test_scheduler_purges_history_after_history_retention_days():
+    assert retention_problems(APP) == []
+    assert SETTINGS["HistoryRetentionDays"]["function"]["parameters"] == {"value_to_convert": "historyRetentionDays"}
+    main = parse(INFRA / "main.bicep")
+    param = main["parameters"]["historyRetentionDays"]
+    assert param["default"] == 7 and "30" in str(param["decorators"])
+
+
+@pytest.mark.parametrize("broken", [
+    APP.replace("retentionPolicies: [{ retentionPeriodInDays: historyRetentionDays }]",
+                "retentionPolicies: [{ retentionPeriodInDays: 30 }]"),
+    APP.replace("retentionPolicies: [{ retentionPeriodInDays: historyRetentionDays }]",
+                "retentionPolicies: [{ retentionPeriodInDays: historyRetentionDays, orchestrationState: 'Completed' }]"),
+    APP.replace("resource schedulerRetention 'Microsoft.DurableTask/schedulers/retentionPolicies@2025-11-01' = "
+                "if (useDurableTaskScheduler) {", "resource schedulerRetention 'Microsoft.DurableTask/schedulers/"
+                "retentionPolicies@2025-11-01' = {"),
+])
+def test_retention_check_rejects_broken_policies(broken):
+    assert broken != APP
+    assert retention_problems(broken)
+
+
+def alert_problems(text: str) -> list[str]:
+    parsed = parse_text(text)
+    rules = [b for t, b, _ in _symbols(parsed).values() if t == "Microsoft.Insights/scheduledQueryRules"]
+    if len(rules) != 1:
+        return [f"{len(rules)} alert rules"]
+    props = rules[0]["properties"]
+    problems = []
+    if [_accessor(s) for s in props["scopes"]] != [("insights", "id")]:
+        problems.append("not scoped to Application Insights")
+    [condition] = props["criteria"]["allOf"]
+    query = parsed["variables"].get(condition["query"], {}).get("value", condition["query"])
+    for needle in ('Category == "Host.Triggers.DurableTask"', 'prop__functionType == "Orchestrator"',
+                   'prop__state == "Failed"'):
+        if needle not in query:
+            problems.append(f"query lacks {needle}")
+    if (condition["operator"], condition["threshold"], condition["timeAggregation"]) != ("GreaterThan", 0, "Count"):
+        problems.append("does not fire on the first failure")
+    if not props["enabled"]:
+        problems.append("disabled")
+    return problems
+
+
+def test_alert_fires_on_failed_orchestrations():
+    assert alert_problems(APP) == []
+    host = __import__("json").loads((ROOT / "host.json").read_text())
+    # The query reads the extension's tracking events, which it logs at Information.
+    assert host["logging"]["logLevel"]["Host.Triggers.DurableTask"] in ("Information", "Debug", "Trace")
+
+
+@pytest.mark.parametrize("broken", [
+    APP.replace('customDimensions.prop__state == "Failed"', 'customDimensions.prop__state == "Completed"'),
+    APP.replace("threshold: 0", "threshold: 10"),
+    APP.replace("enabled: true\n    scopes: [insights.id]", "enabled: false\n    scopes: [insights.id]"),
+    APP.replace("scopes: [insights.id]", "scopes: [logs.id]"),
+])
+def test_alert_check_rejects_broken_rules(broken):
+    assert broken != APP
+    assert alert_problems(broken)
+
+
 # --- the Event Grid subscription and the SQL grants the hooks create ---------------------------
 
 def subscription_problems(body: dict[str, Any]) -> list[str]:
@@ -368,26 +709,58 @@ def subscription_problems(body: dict[str, Any]) -> list[str]:
     url = props["destination"]["properties"]["endpointUrl"]
     if not re.fullmatch(r"https://[^/]+/runtime/webhooks/eventgrid\?functionName=EventGridStarter&code=.+", url):
         problems.append("endpoint")
+    retry = props.get("retryPolicy", {})
+    if not (1 <= retry.get("maxDeliveryAttempts", 0) <= 30 and 1 <= retry.get("eventTimeToLiveInMinutes", 0) <= 1440):
+        problems.append("retry policy missing or outside Event Grid's limits")
+    dead = props.get("deadLetterWithResourceIdentity", {})
+    target = dead.get("deadLetterDestination", {})
+    if dead.get("identity", {}).get("type") != "SystemAssigned" or target.get("endpointType") != "StorageBlob" \
+            or not target.get("properties", {}).get("resourceId", "").endswith("/providers/Microsoft.Storage/"
+                                                                               "storageAccounts/sthost") \
+            or target["properties"].get("blobContainerName") != DEAD_LETTER_CONTAINER:
+        problems.append("dead letters not sent to the host storage's container with the topic's identity")
+    if "deadLetterDestination" in props:
+        problems.append("dead-lettering with Event Grid's own identity (the accounts refuse shared keys)")
     return problems
 
 
 # Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15, the version the hook PUTs:
 # EventSubscriptionProperties, WebHookEventSubscriptionDestination(Properties),
 # EventSubscriptionFilter and RetryPolicy in eventgrid/microsoft.eventgrid/2025-02-15/types.md.
+# DeadLetterWithResourceIdentity, EventSubscriptionIdentity, StorageBlobDeadLetterDestination(Properties).
 EVENT_SUBSCRIPTION = {"properties": {
     "destination": {"endpointType": ANY, "properties": {"endpointUrl": ANY, "maxEventsPerBatch": ANY}},
     "filter": {"includedEventTypes": ANY, "subjectBeginsWith": ANY},
     "eventDeliverySchema": ANY,
-    "retryPolicy": {"maxDeliveryAttempts": ANY, "eventTimeToLiveInMinutes": ANY}}}
+    "retryPolicy": {"maxDeliveryAttempts": ANY, "eventTimeToLiveInMinutes": ANY},
+    "deadLetterWithResourceIdentity": {
+        "identity": {"type": ANY, "userAssignedIdentity": ANY},
+        "deadLetterDestination": {"endpointType": ANY, "properties": {"resourceId": ANY, "blobContainerName": ANY}}}}}
+HOST_ACCOUNT_ID = "/subscriptions/0/resourceGroups/rg-x/providers/Microsoft.Storage/storageAccounts/sthost"
+DEAD_LETTER_CONTAINER = APP_PARSED["variables"]["deadLetterContainerName"]["value"]
+
+
+def subscription(host: str = "func-x.azurewebsites.net") -> dict[str, Any]:
+    return azd_hooks.event_subscription_body(host, "k", HOST_ACCOUNT_ID, DEAD_LETTER_CONTAINER)
 
 
 def test_event_subscription_sends_blob_created_and_deleted_in_images_input_to_the_starter():
-    body = azd_hooks.event_subscription_body("func-x.azurewebsites.net", "k")
+    body = subscription()
     assert subscription_problems(body) == []
     assert unknown_properties(body, EVENT_SUBSCRIPTION) == []
     assert azd_hooks.API["eventgrid"] == "2025-02-15"
     [topic] = RESOURCES["Microsoft.EventGrid/systemTopics"]
     assert topic["properties"]["topicType"] == "Microsoft.Storage.StorageAccounts"
+    # The topic watches the images account and its identity may write the dead-letter container.
+    assert _accessor(topic["properties"]["source"]) == ("imagesStorage", "id")
+    assert topic["identity"] == {"type": "SystemAssigned"}
+    writer = _symbols(APP_PARSED)["topicDeadLetterWriter"][1]
+    assert writer["scope"] == "deadLetterContainer" and "systemTopic" in str(writer["properties"]["principalId"])
+    # The hook reads the account and container from azd's environment, i.e. main.bicep's outputs.
+    main = (INFRA / "main.bicep").read_text()
+    assert "output AZURE_STORAGE_ACCOUNT_ID " in main and "output AZURE_EVENTGRID_DEADLETTER_CONTAINER " in main
+    hooks = (ROOT / "scripts" / "azd_hooks.py").read_text()
+    assert 'require("AZURE_STORAGE_ACCOUNT_ID")' in hooks and 'require("AZURE_EVENTGRID_DEADLETTER_CONTAINER")' in hooks
 
 
 @pytest.mark.parametrize("mutate", [
@@ -395,9 +768,16 @@ def test_event_subscription_sends_blob_created_and_deleted_in_images_input_to_th
     lambda b: b["properties"]["filter"].update(subjectBeginsWith="/blobServices/default/containers/other/"),
     lambda b: b["properties"]["destination"]["properties"].update(
         endpointUrl="https://x/runtime/webhooks/blobs?functionName=Host.Functions.BlobTriggerStarter&code=k"),
+    lambda b: b["properties"].pop("retryPolicy"),
+    lambda b: b["properties"]["retryPolicy"].update(maxDeliveryAttempts=31),
+    lambda b: b["properties"].pop("deadLetterWithResourceIdentity"),
+    lambda b: b["properties"]["deadLetterWithResourceIdentity"]["deadLetterDestination"]["properties"].update(
+        blobContainerName="images-input"),
+    lambda b: b["properties"].update(deadLetterDestination=b["properties"].pop("deadLetterWithResourceIdentity")[
+        "deadLetterDestination"]),
 ])
-def test_subscription_check_rejects_wrong_filters_or_endpoint(mutate):
-    body = azd_hooks.event_subscription_body("func-x.azurewebsites.net", "k")
+def test_subscription_check_rejects_wrong_filters_endpoint_retry_or_dead_letter(mutate):
+    body = subscription()
     mutate(body)
     assert subscription_problems(body)
 
