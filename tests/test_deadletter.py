@@ -29,8 +29,8 @@ from shared.deadletter import (
 )
 from shared.models import BlobRef
 from shared.settings import INPUT_CONTAINER
-from shared.store import SqlStore
 from shared.starter import instance_id_for
+from shared.store import SqlStore
 from tests.durable import DELAYS, CountingClient, counting_client, pipeline_engine
 
 PNG = encode(picture((16, 8)), "PNG")
