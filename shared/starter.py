@@ -30,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from shared.blob_access import blob_version
 from shared.log_context import bind
@@ -57,14 +59,28 @@ class RowReader(Protocol):
 
 
 class ThreadStore:
-    """The store for a connection string, taken per calling thread (``store_for``): the starter
-    reads the row on a worker thread, and connections are not shared between threads."""
+    """The row reader of a starter process: every read runs on one dedicated thread, so the
+    process holds one database session however many starts run at once (connections are not
+    shared between threads, and a session per pool thread would take sessions the activities need
+    from a database with a small worker limit)."""
+
+    _executors: ClassVar[dict[str, ThreadPoolExecutor]] = {}
+    _guard: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, connection_string: str) -> None:
         self.connection_string = connection_string
 
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._guard:
+            executor = self._executors.get(self.connection_string)
+            if executor is None:
+                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="row-check")
+                self._executors[self.connection_string] = executor
+            return executor
+
     def rows_by_keys(self, keys: list[str]) -> Mapping[str, Mapping[str, Any]]:
-        return store_for(self.connection_string).rows_by_keys(keys)
+        return self._executor().submit(
+            lambda: store_for(self.connection_string).rows_by_keys(keys)).result()
 
 
 def instance_id_for(container: str, name: str, etag: str, extractor_version: int = EXTRACTOR_VERSION) -> str:

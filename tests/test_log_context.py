@@ -178,7 +178,7 @@ def test_orchestrator_lines_carry_the_run_and_are_written_once(orchestrators, ca
     assert_carries(lines, "img-test", "holiday/eiffel.jpg", "0x8DC")
 
 
-def test_blob_trigger_starter_lines_carry_the_version_it_started(worker, engine, storage_env, caplog):
+def test_blob_trigger_starter_lines_carry_the_version_it_started(worker, engine, storage_env, sql_env, caplog):
     ref = upload_bytes(storage_env, INPUT_CONTAINER, "logs/trigger.jpg", samples.encode(samples.picture(), "JPEG"))
     with caplog.at_level(logging.INFO):
         asyncio.run(deliver(worker, engine, [fired(storage_env, "logs/trigger.jpg")]))

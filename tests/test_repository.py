@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTSIDE = re.compile(r"\.\./shared|shared/notes")
-DOC_PATH = re.compile(r"\bdocs/[A-Za-z0-9_.-]+\.md\b")
+DOC_PATH = re.compile(r"(?<![/\w])docs/[A-Za-z0-9_.-]+\.md\b")
 MODULE = re.compile(r"\bshared\.([a-z_]+)\b")
 MD_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 TEXT = (".py", ".md", ".json", ".txt", ".toml", ".yaml", ".yml", ".sh", ".bicep", ".cfg")
