@@ -54,7 +54,11 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
     """Whether a server accepts connections on the port (as opposed to sockets still closing)."""
     with socket.socket() as s:
         s.settimeout(1)
-        return s.connect_ex((host, port)) == 0
+        if s.connect_ex((host, port)) != 0:
+            return False
+        # A port in the ephemeral range can "answer" by TCP self-connect (the kernel picked the
+        # same port as the source): that is no server.
+        return s.getsockname() != s.getpeername()
 
 
 def wait_port_released(ports: list[int], timeout: float = 60) -> bool:
