@@ -27,7 +27,12 @@ from shared.models import ImageMetadata
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMAT_NAMES = {"Extended WEBP": "WEBP", "HEIC": "HEIF", "MPO": "JPEG", "BTF": "TIFF", "APNG": "PNG"}
 MIME_NAMES = {"image/heic": "image/heif", "image/x-tiff-big": "image/tiff", "image/apng": "image/png"}
-RAW_TYPES = {"DNG", "CR2", "NEF", "NRW", "ARW", "ORF", "RW2", "PEF", "SRW", "IIQ", "3FR", "RAF", "CR3", "MRW"}
+RAW_TYPES = {"DNG", "CR2", "NEF", "NRW", "ARW", "ORF", "RW2", "PEF", "SRW", "IIQ", "3FR", "RAF", "CR3", "MRW",
+             "CRW", "X3F"}
+# CRW and X3F record their values in their own groups (exiftool's CanonRaw and SigmaRaw tables);
+# their Rotation (degrees clockwise) is an EXIF orientation as dcraw maps it.
+OWN_GROUPS = {"CRW": "CanonRaw", "X3F": "SigmaRaw"}
+RAW_ROTATION_TO_ORIENTATION = {0: 1, 90: 6, 180: 3, 270: 8}
 SKIP = object()  # exiftool's values cannot judge this field for this file
 AVIF_ROTATION_TO_ORIENTATION = {0: 1, 90: 8, 180: 3, 270: 6}
 MISSING = object()
@@ -108,6 +113,10 @@ def expected(tags: dict[str, Any]) -> dict[str, Any]:
         keys = (iptc_key, xmp_key) if iptc_first else (xmp_key, iptc_key)
         return next((tags[k] for k in keys if tags.get(k) not in (None, "")), None)
 
+    file_type = tags["File:FileType"]
+    own = OWN_GROUPS.get(file_type)
+    if own:
+        tags = _with_own_group(tags, own)
     exif_taken = tags.get("ExifIFD:DateTimeOriginal")
     xmp_taken = tags.get("XMP-exif:DateTimeOriginal")
     chosen = (exif_taken or xmp_taken or tags.get("Composite:DateTimeOriginal")
@@ -125,10 +134,11 @@ def expected(tags: dict[str, Any]) -> dict[str, Any]:
     if tags.get("File:FileType") in ("AVIF", "HEIC"):  # irot decides (HEIF), EXIF's is informational
         orientation = AVIF_ROTATION_TO_ORIENTATION.get(rotation or 0)
     keywords = tags.get("MWG:Keywords")
-    file_type = tags["File:FileType"]
     width, height = _dimension(tags, "ImageWidth"), _dimension(tags, "ImageHeight")
     if file_type in RAW_TYPES and isinstance(tags.get("Pri:ImageSize"), str):
         width, height = (int(v) for v in tags["Pri:ImageSize"].split())
+    if file_type == "X3F":  # the header's columns and rows: exiftool's ImageSize is an embedded JPEG's
+        width, height = tags.get("SigmaRaw:ImageWidth"), tags.get("SigmaRaw:ImageHeight")
     display = (width, height)
     crop = tags.get("Pri:DefaultCropSize")
     if file_type == "DNG" and isinstance(crop, str):
@@ -166,6 +176,23 @@ def expected(tags: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _with_own_group(tags: dict[str, Any], group: str) -> dict[str, Any]:
+    """A CRW's or X3F's own values where EXIF has none (exiftool prefers the EXIF of an embedded
+    preview to them): make, model, capture time and zone, orientation from the rotation."""
+    filled = dict(tags)
+    for key in ("Make", "Model"):
+        filled.setdefault(f"IFD0:{key}", tags.get(f"{group}:{key}"))
+    if "ExifIFD:DateTimeOriginal" not in tags and f"{group}:DateTimeOriginal" in tags:
+        filled["ExifIFD:DateTimeOriginal"] = tags[f"{group}:DateTimeOriginal"]
+        zone = tags.get(f"{group}:TimeZoneCode")
+        if tags.get(f"{group}:TimeZoneInfo") == 0x80000000 and isinstance(zone, (int, float)):
+            minutes = round(abs(zone) * 60)
+            filled["ExifIFD:OffsetTimeOriginal"] = f"{'-' if zone < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+    if "IFD0:Orientation" not in tags and f"{group}:Rotation" in tags:
+        filled["IFD0:Orientation"] = RAW_ROTATION_TO_ORIENTATION.get(tags[f"{group}:Rotation"] % 360)
+    return filled
+
+
 def _gps(tags: dict[str, Any]) -> tuple[Any, Any]:
     """Signed GPS position: EXIF's GPS directory, else XMP's exif:GPSLatitude/Longitude."""
     if "GPS:GPSLatitude" in tags or "GPS:GPSLongitude" in tags:
@@ -195,8 +222,10 @@ def _first_number(value: Any) -> Any:
 def _bit_depth(tags: dict[str, Any]) -> Any:
     """Bits per sample (palette images: index bits) from exiftool's per-format tags."""
     file_type = tags["File:FileType"]
-    if file_type == "RAF":
+    if file_type in ("RAF", "X3F"):
         return SKIP  # exiftool's BitsPerSample there is the embedded JPEG preview's
+    if file_type == "CRW":
+        return tags.get("CanonRaw:ComponentBitDepth")
     if file_type == "MRW":
         return tags.get("MinoltaRaw:BitDepth")
     if file_type in RAW_TYPES:

@@ -230,6 +230,9 @@ def raw_corpus() -> dict[str, bytes]:
     files["camera-raf.raf"] = raf_bytes()
     files["camera-cr3.cr3"] = cr3_bytes()
     files["camera-mrw.mrw"] = mrw_bytes()
+    from bench.spec_containers import container_corpus
+
+    files.update(container_corpus())
     return files
 
 

@@ -40,7 +40,18 @@ from shared.header_image import (
     describe_tiff,
     read_bmp_header,
 )
-from shared.raw_containers import MRW_MAGIC, RAF_MAGIC, NotRaf, describe_cr3, describe_mrw, describe_raf
+from shared.raw_containers import (
+    CRW_SIGNATURES,
+    MRW_MAGIC,
+    RAF_MAGIC,
+    X3F_MAGIC,
+    NotRaf,
+    describe_cr3,
+    describe_crw,
+    describe_mrw,
+    describe_raf,
+    describe_x3f,
+)
 from shared.tiff_ifd import TAG_COMPRESSION, TAG_PHOTOMETRIC, TAG_SAMPLE_FORMAT, NotTiff, TiffReader
 
 try:  # HEIC/HEIF (phones upload them) through the maintained pillow-heif plugin.
@@ -65,6 +76,11 @@ _PLUGINS: dict[str, Any] = {
     "GIF": GifImagePlugin.GifImageFile, "TIFF": TiffImagePlugin.TiffImageFile,
     "BMP": BmpImagePlugin.BmpImageFile, "WEBP": WebPImagePlugin.WebPImageFile,
 }
+# Raws in their makers' own containers: each reader takes the file and its size.
+CONTAINER_READERS: dict[str, Any] = {
+    "RAF": lambda fp, size: describe_raf(fp), "MRW": lambda fp, size: describe_mrw(fp),
+    "CR3": describe_cr3, "CRW": describe_crw, "X3F": describe_x3f,
+}
 TIFF_MAGICS = {0x2A, 0x2B, 0x55, 0x4F52, 0x5352}
 UNDECODABLE_TIFF_COMPRESSION = {34676, 34677}  # SGI LogLuv 32 / 24
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -81,6 +97,10 @@ def sniff(head: bytes) -> str | None:
         return "GIF"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
+    if head[:2] in (b"II", b"MM") and head[6:14] in CRW_SIGNATURES:
+        return "CRW"
+    if head[:4] == X3F_MAGIC:
+        return "X3F"
     if head[:2] in (b"II", b"MM") and len(head) >= 4:
         if struct.unpack_from("<H" if head[:2] == b"II" else ">H", head, 2)[0] in TIFF_MAGICS:
             return "TIFF"
@@ -183,10 +203,9 @@ def open_image(fp: IO[bytes], size: int) -> tuple[Any, list[str]]:
         if raw is not None:
             return raw, []
         fp.seek(0)
-    elif kind in ("RAF", "CR3", "MRW"):
+    elif kind in CONTAINER_READERS:
         try:
-            reader = {"RAF": describe_raf, "MRW": describe_mrw}.get(kind)
-            return (reader(fp) if reader else describe_cr3(fp, size)), []
+            return CONTAINER_READERS[kind](fp, size), []
         except (NotRaf, NotTiff, struct.error) as exc:
             raise RejectedInput(f"corrupt {kind}: {exc}") from None
     try:

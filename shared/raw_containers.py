@@ -1,4 +1,5 @@
-"""Raw photos in their makers' own containers: Fujifilm RAF, Canon CR3.
+"""Raw photos in their makers' own containers: Fujifilm RAF, Canon CR3 and CRW, Minolta MRW,
+Sigma X3F.
 
 RAF (as exiftool's FujiFilm module reads it): a 0x5C-byte big-endian header — ``FUJIFILM``,
 format and camera names, then the embedded JPEG preview's offset and length at 0x54 — and
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import IO
+from datetime import UTC, datetime
+from typing import IO, Any
 
 from PIL import Image
 
@@ -128,18 +130,18 @@ def _boxes(data: bytes, start: int, end: int):
         pos += size
 
 
-class Cr3Exif:
-    """CMT1/CMT2/CMT4 behind the ``get``/``get_ifd`` calls extraction makes on EXIF."""
+class TagExif:
+    """IFD0, EXIF and GPS directories (anything with ``get``) behind the ``get``/``get_ifd``
+    calls extraction makes on EXIF: CR3's CMT1/CMT2/CMT4, the values CRW and X3F records give."""
 
-    def __init__(self, directories: dict[bytes, object]) -> None:
-        self.directories = directories
+    def __init__(self, ifd0: Any, exif: Any = None, gps: Any = None) -> None:
+        self.ifd0, self.subs = ifd0 if ifd0 is not None else {}, {0x8769: exif or {}, 0x8825: gps or {}}
 
     def get(self, tag: int, default: object = None) -> object:
-        ifd0 = self.directories.get(b"CMT1")
-        return ifd0.get(tag, default) if ifd0 is not None else default  # type: ignore[attr-defined]
+        return self.ifd0.get(tag, default)
 
     def get_ifd(self, tag: int) -> object:
-        return self.directories.get({0x8769: b"CMT2", 0x8825: b"CMT4"}.get(tag, b""), {})
+        return self.subs.get(tag, {})
 
 
 def _craw_sizes(data: bytes, start: int, end: int, depth: int = 0) -> list[tuple[int, int]]:
@@ -188,7 +190,7 @@ def describe_cr3(fp: IO[bytes], size: int) -> HeaderImage:
                         continue
                     if chain:
                         directories[sub] = chain[0]
-    exif = Cr3Exif(directories)
+    exif = TagExif(directories.get(b"CMT1"), directories.get(b"CMT2"), directories.get(b"CMT4"))
     width, height = exif.get(TAG_WIDTH), exif.get(TAG_HEIGHT)
     if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
         sizes = _craw_sizes(moov, 8, len(moov))
@@ -236,3 +238,179 @@ def describe_mrw(fp: IO[bytes]) -> HeaderImage:
     if not size or not all(size):
         raise NotRaf("MRW without a PRD segment giving the image size")
     return HeaderImage(format="MRW", size=size, mode="CFA", bit_depth=bits, exif=exif)
+
+
+# ---- Canon CRW and Sigma X3F: directories at the end of the file ---------------------------------
+# Both end with a pointer to their directory, so a file costs its first request (header, and the
+# sections laid out before the raw data) plus one near its end. Rotation (degrees clockwise, as
+# the header or ImageInfo records it) becomes the EXIF orientation as dcraw maps it (main():
+# 90 -> flip 6, 180 -> 3, 270 -> 5, which its TIFF table "50132467" makes EXIF 6, 3 and 8).
+
+ROTATION_ORIENTATION = {0: 1, 90: 6, 180: 3, 270: 8}
+CRW_SIGNATURES = (b"HEAPCCDR", b"HEAPJPGM")
+MAX_CIFF_ENTRIES, MAX_CIFF_DEPTH, MAX_CIFF_VALUE = 1024, 4, 64 * 1024
+# CIFF record ids (CIFF v1r04; exiftool's CanonRaw::Main): MakeModel, FocalLength, TimeStamp,
+# ImageInfo, ExposureInfo.
+CRW_MAKE_MODEL, CRW_FOCAL, CRW_TIME, CRW_IMAGE_INFO, CRW_EXPOSURE = 0x080A, 0x1029, 0x180E, 0x1810, 0x1818
+CRW_WANTED = {CRW_MAKE_MODEL, CRW_FOCAL, CRW_TIME, CRW_IMAGE_INFO, CRW_EXPOSURE}
+X3F_MAGIC = b"FOVb"
+MAX_X3F_SECTIONS, MAX_PROP = 64, 1024 * 1024
+
+
+def _exif_time(seconds: int) -> str:
+    """A camera's clock stored as Unix seconds (CRW, X3F): its wall time, as exiftool shows it."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y:%m:%d %H:%M:%S")
+
+
+def _ciff_records(fp: IO[bytes], order: str, start: int, length: int, found: dict[int, bytes],
+                  depth: int = 0) -> None:
+    """The wanted records of the CIFF heap at start, and of the heaps inside it (first wins)."""
+    if length < 6 or depth > MAX_CIFF_DEPTH:
+        return
+    fp.seek(start + length - 4)
+    tail = fp.read(4)
+    if len(tail) < 4:
+        raise NotRaf(f"CRW heap at {start} is cut short")
+    at = start + struct.unpack(order + "I", tail)[0]
+    fp.seek(at)
+    head = fp.read(2)
+    count = struct.unpack(order + "H", head)[0] if len(head) == 2 else 0
+    if not 0 < count <= MAX_CIFF_ENTRIES:
+        raise NotRaf(f"CRW heap at {start} has a directory of {count} records")
+    table = fp.read(10 * count)
+    if len(table) < 10 * count:
+        raise NotRaf(f"CRW directory at {at} is cut short")
+    for i in range(count):
+        tag, size, offset = struct.unpack_from(order + "HII", table, 10 * i)
+        if tag & 0x8000:
+            break
+        kind, record, in_directory = (tag >> 8) & 0x38, tag & 0x3FFF, tag & 0x4000
+        if kind in (0x28, 0x30) and not in_directory:
+            if offset + size <= length:
+                _ciff_records(fp, order, start + offset, size, found, depth + 1)
+        elif record in CRW_WANTED and record not in found:
+            if in_directory:
+                found[record] = table[10 * i + 2:10 * i + 10]
+            elif size <= MAX_CIFF_VALUE and offset + size <= length:
+                fp.seek(start + offset)
+                found[record] = fp.read(size)
+
+
+def describe_crw(fp: IO[bytes], size: int) -> HeaderImage:
+    fp.seek(0)
+    head = fp.read(14)
+    if len(head) < 14 or head[:2] not in (b"II", b"MM") or head[6:14] not in CRW_SIGNATURES:
+        raise NotRaf("no CIFF header (II/MM, HEAPCCDR)")
+    order = "<" if head[:2] == b"II" else ">"
+    start = struct.unpack_from(order + "I", head, 2)[0]
+    if not 14 <= start < size:
+        raise NotRaf(f"CRW header length {start} is outside the file")
+    found: dict[int, bytes] = {}
+    _ciff_records(fp, order, start, size - start, found)
+    info = found.get(CRW_IMAGE_INFO, b"")
+    if len(info) < 8 or not all(struct.unpack_from(order + "II", info)):
+        raise NotRaf("CRW without an ImageInfo record (0x1810) giving the image size")
+    width, height = struct.unpack_from(order + "II", info)
+    rotation = struct.unpack_from(order + "i", info, 12)[0] if len(info) >= 16 else 0
+    bits = struct.unpack_from(order + "I", info, 16)[0] if len(info) >= 20 else None
+    ifd0: dict[int, Any] = {0x0112: ROTATION_ORIENTATION.get(rotation % 360)}
+    make_model = found.get(CRW_MAKE_MODEL, b"").split(b"\x00")
+    if len(make_model) >= 2:
+        ifd0[0x010F], ifd0[0x0110] = make_model[0], make_model[1]
+    exif: dict[int, Any] = {}
+    stamp = found.get(CRW_TIME, b"")
+    if len(stamp) >= 4:
+        exif[0x9003] = _exif_time(struct.unpack_from(order + "I", stamp)[0])
+        if len(stamp) >= 12:
+            zone, valid = struct.unpack_from(order + "iI", stamp, 4)
+            if valid == 0x80000000 and abs(zone) < 15 * 3600:  # TimeZoneInfo: TimeZoneCode is set
+                sign, minutes = "-" if zone < 0 else "+", abs(zone) // 60
+                exif[0x9011] = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    exposure = found.get(CRW_EXPOSURE, b"")
+    if len(exposure) >= 12:
+        _, tv, av = struct.unpack_from(order + "fff", exposure)
+        if abs(tv) < 100:  # exiftool's ShutterSpeedValue and ApertureValue from APEX values
+            exif[0x829A] = 2.0 ** -tv
+        exif[0x829D] = 2.0 ** (av / 2)
+    focal = found.get(CRW_FOCAL, b"")
+    if len(focal) >= 4:
+        exif[0x920A] = struct.unpack_from(order + "H", focal, 2)[0] or None
+    return HeaderImage(format="CRW", size=(width, height), mode="CFA", bit_depth=bits or None,
+                       exif=TagExif(ifd0, exif))
+
+
+def _x3f_properties(data: bytes) -> dict[str, str]:
+    """A PROP section (SECp): UTF-16 name/value pairs."""
+    if len(data) < 24 or data[:4] != b"SECp":
+        return {}
+    count, char_format, length = struct.unpack_from("<II4xI", data, 8)
+    base = 24 + 8 * count
+    if char_format != 0 or len(data) < base + 2 * length:
+        return {}
+    text = data[base:base + 2 * length].decode("utf-16-le", "replace")
+    found = {}
+    for i in range(count):
+        name_at, value_at = struct.unpack_from("<II", data, 24 + 8 * i)
+        if name_at < length and value_at < length:
+            found[text[name_at:].split("\x00", 1)[0]] = text[value_at:].split("\x00", 1)[0]
+    return found
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
+def describe_x3f(fp: IO[bytes], size: int) -> HeaderImage:
+    fp.seek(0)
+    head = fp.read(52)
+    if len(head) < 40 or head[:4] != X3F_MAGIC:
+        raise NotRaf("no FOVb header")
+    major = struct.unpack_from("<I", head, 4)[0] >> 16
+    width, height, rotation = struct.unpack_from("<III", head, 40 if major >= 4 else 28)
+    if not width or not height:
+        raise NotRaf("X3F header gives no image size (columns, rows)")
+    fp.seek(size - 4)
+    at = struct.unpack("<I", fp.read(4))[0]
+    fp.seek(at)
+    directory = fp.read(12)
+    if len(directory) < 12 or directory[:4] != b"SECd":
+        raise NotRaf(f"X3F directory pointer {at} does not lead to a SECd directory")
+    count = struct.unpack_from("<I", directory, 8)[0]
+    if count > MAX_X3F_SECTIONS:
+        raise NotRaf(f"X3F directory claims {count} sections")
+    table = fp.read(12 * count)
+    properties: dict[str, str] = {}
+    segments: dict[str, bytes] = {}
+    for i in range(len(table) // 12):
+        offset, length, kind = struct.unpack_from("<II4s", table, 12 * i)
+        if kind == b"PROP" and not properties and length <= MAX_PROP:
+            fp.seek(offset)
+            properties = _x3f_properties(fp.read(length))
+        elif kind == b"IMA2" and "exif" not in segments and length > 28:
+            fp.seek(offset)
+            if fp.read(16) == b"SECi\x00\x00\x02\x00\x02\x00\x00\x00\x12\x00\x00\x00":  # a JPEG preview
+                fp.seek(offset + 28)
+                if fp.read(4) == b"\xff\xd8\xff\xe1":  # EXIF first: exiftool's JpgFromRaw, read for tags
+                    segments = _jpeg_segments(fp, offset + 28, length - 28)
+    orientation = ROTATION_ORIENTATION.get(rotation % 360)
+    if "exif" in segments:  # the preview's EXIF, as exiftool prefers it to PROP
+        exif: Any = Image.Exif()
+        exif.load(segments["exif"])
+        if exif.get(0x0112) is None:
+            exif[0x0112] = orientation
+    else:
+        sub: dict[int, Any] = {0x829A: _float(properties.get("SHUTTER")),
+                               0x829D: _float(properties.get("APERTURE")),
+                               0x920A: _float(properties.get("FLENGTH"))}
+        iso = _float(properties.get("ISO"))
+        sub[0x8827] = int(iso) if iso and iso.is_integer() else None
+        seconds = _float(properties.get("TIME"))
+        if seconds is not None and 0 <= seconds < 2**32:
+            sub[0x9003] = _exif_time(int(seconds))
+        exif = TagExif({0x010F: properties.get("CAMMANUF"), 0x0110: properties.get("CAMMODEL"),
+                        0x0112: orientation}, sub)
+    info = {"xmp": segments["xmp"]} if "xmp" in segments else {}
+    return HeaderImage(format="X3F", size=(width, height), mode="RGB", info=info, exif=exif)

@@ -40,6 +40,7 @@ CONTENT_TYPES = {
     "IIQ": "image/x-raw", "3FR": "image/x-hasselblad-3fr",
     # the makers' own containers: shared/raw_containers.py
     "RAF": "image/x-fujifilm-raf", "CR3": "image/x-canon-cr3", "MRW": "image/x-minolta-mrw",
+    "CRW": "image/x-canon-crw", "X3F": "image/x-sigma-x3f",
 }
 RAW_FORMATS = tuple(CONTENT_TYPES)
 MAKERS = (("NIKON", "NEF"), ("SONY", "ARW"), ("PENTAX", "PEF"), ("RICOH IMAGING", "PEF"),

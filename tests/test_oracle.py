@@ -214,3 +214,14 @@ def test_oracle_catches_exif_orientation_applied_to_heic(full_oracle, monkeypatc
     monkeypatch.setattr(ex, "_apply_heif", exif_wins)
     table = judge.compare({"exif6-only.heic": corpus["exif6-only.heic"]}, tags)
     assert table["orientation"]["disagree"] and table["display_width"]["disagree"]
+
+
+def test_oracle_catches_a_crw_or_x3f_rotation_ignored(full_oracle, monkeypatch):
+    """Negative control: without the Rotation -> orientation rule, exiftool's Rotation disagrees."""
+    from shared import raw_containers
+
+    corpus, tags = full_oracle
+    monkeypatch.setattr(raw_containers, "ROTATION_ORIENTATION", {})
+    names = ["camera-crw.crw", "camera-x3f-prop.x3f"]
+    table = judge.compare({n: corpus[n] for n in names}, tags)
+    assert {d["file"] for d in table["orientation"]["disagree"]} == set(names)

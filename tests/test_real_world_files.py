@@ -101,6 +101,72 @@ def test_raf_without_a_size_is_rejected_with_the_reason():
         extract_from_bytes(bytes(data))
 
 
+def test_crw_is_sized_by_its_image_info_with_camera_time_and_exposure_from_its_heaps():
+    """CIFF: the root directory at the end of the heap, ImageInfo/TimeStamp/MakeModel/ExposureInfo
+    in the heaps inside it; Rotation 90 is EXIF orientation 6 (dcraw's mapping)."""
+    assert "CRW" in ALLOWED_FORMATS
+    meta = extract_from_bytes(RAW["camera-crw.crw"])
+    assert (meta.format, meta.content_type, meta.width, meta.height, meta.bit_depth) == (
+        "CRW", "image/x-canon-crw", 3072, 2048, 12)
+    assert (meta.orientation, meta.display_width, meta.display_height) == (6, 2048, 3072)
+    assert (meta.camera_make, meta.camera_model) == ("Canon", "Canon EOS 10D")
+    assert (meta.captured_at, meta.captured_at_offset) == ("2003-11-22T10:20:30", "+01:00")
+    assert meta.exposure_time == pytest.approx(1 / 250, rel=1e-6) and meta.f_number == pytest.approx(5.657, abs=1e-3)
+    assert meta.focal_length == 50.0
+    big_endian = extract_from_bytes(RAW["camera-crw-mm.crw"])
+    assert (big_endian.width, big_endian.orientation, big_endian.captured_at_offset) == (2048, 3, "-05:00")
+
+
+def test_crw_without_image_info_or_with_a_broken_heap_is_rejected_with_the_reason():
+    from bench.spec_containers import crw_bytes
+
+    data = crw_bytes()
+    no_info = data.replace(struct.pack("<H", 0x1810), struct.pack("<H", 0x1811))
+    assert no_info != data
+    with pytest.raises(RejectedInput, match=r"corrupt CRW: CRW without an ImageInfo record"):
+        extract_from_bytes(no_info)
+    broken = data[:-4] + struct.pack("<I", len(data) * 2)  # the root directory's offset past the end
+    with pytest.raises(RejectedInput, match="corrupt CRW: CRW heap"):
+        extract_from_bytes(broken)
+
+
+def test_x3f_is_sized_by_its_header_with_exif_from_its_preview_or_its_properties():
+    assert "X3F" in ALLOWED_FORMATS
+    dp2 = extract_from_bytes(RAW["camera-x3f.x3f"])  # the preview's EXIF, as exiftool prefers it
+    assert (dp2.format, dp2.content_type, dp2.width, dp2.height) == ("X3F", "image/x-sigma-x3f", 2640, 1760)
+    assert (dp2.orientation, dp2.camera_model, dp2.captured_at, dp2.captured_at_offset) == (
+        8, "SIGMA DP2", "2009-12-01T09:08:07", "+01:00")
+    assert dp2.gps_latitude == pytest.approx(45.5)
+    sd10 = extract_from_bytes(RAW["camera-x3f-prop.x3f"])  # no EXIF: the PROP section's values
+    assert (sd10.width, sd10.height, sd10.orientation, sd10.camera_make, sd10.camera_model) == (
+        2268, 1512, 6, "SIGMA", "SIGMA SD10")
+    assert (sd10.captured_at, sd10.exposure_time, sd10.f_number, sd10.iso, sd10.focal_length) == (
+        "2004-11-09T11:33:20", 0.004, 5.6, 100, 30.0)
+
+
+def test_x3f_without_its_directory_is_rejected_with_the_reason():
+    data = RAW["camera-x3f-prop.x3f"]
+    with pytest.raises(RejectedInput, match="corrupt X3F: X3F directory pointer"):
+        extract_from_bytes(data[:-4] + struct.pack("<I", 8))
+
+
+def test_crw_and_x3f_exposure_agree_with_exiftools_values():
+    """exiftool's ShutterSpeedValue/ApertureValue (CRW, from APEX) and PROP's ExposureTime/FNumber."""
+    import shutil
+
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool missing")
+    from bench.oracle import run_exiftool
+
+    names = ["camera-crw.crw", "camera-x3f-prop.x3f"]
+    tags = run_exiftool({n: RAW[n] for n in names})
+    crw, x3f = (extract_from_bytes(RAW[n]) for n in names)
+    assert crw.exposure_time == pytest.approx(float(tags[names[0]]["CanonRaw:ShutterSpeedValue"]), rel=1e-9)
+    assert crw.f_number == pytest.approx(float(tags[names[0]]["CanonRaw:ApertureValue"]), rel=1e-9)
+    assert (x3f.exposure_time, x3f.f_number, x3f.iso) == (
+        tags[names[1]]["SigmaRaw:ExposureTime"], tags[names[1]]["SigmaRaw:FNumber"], tags[names[1]]["SigmaRaw:ISO"])
+
+
 def test_raw_gps_and_orientation_come_from_the_raw():
     dng = extract_from_bytes(RAW["camera-dng.dng"])
     assert (dng.gps_latitude, dng.gps_longitude, dng.gps_altitude) == (pytest.approx(48.85), pytest.approx(2.29), 30.0)
