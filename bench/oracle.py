@@ -113,6 +113,9 @@ def expected(tags: dict[str, Any]) -> dict[str, Any]:
         keys = (iptc_key, xmp_key) if iptc_first else (xmp_key, iptc_key)
         return next((tags[k] for k in keys if tags.get(k) not in (None, "")), None)
 
+    if tags["File:FileType"] == "MP4" and tags.get("QuickTime:MajorBrand") == "avis":
+        # exiftool 12.57 takes an AVIF image sequence for an MP4 video; AV1-ISOBMFF's brand says AVIF
+        tags = {**tags, "File:FileType": "AVIF", "File:MIMEType": "image/avif"}
     file_type = tags["File:FileType"]
     own = OWN_GROUPS.get(file_type)
     if own:
@@ -265,9 +268,9 @@ def _animated(tags: dict[str, Any]) -> Any:
         return False
     if file_type in ("WEBP", "Extended WEBP"):
         return "RIFF:AnimationLoopCount" in tags  # an ANIM chunk
-    if file_type in ("AVIF", "HEIC"):
-        brands = str(tags.get("QuickTime:CompatibleBrands", "")) + str(tags.get("QuickTime:MajorBrand", ""))
-        return any(b in brands for b in ("avis", "msf1", "hevs"))
+    if file_type in ("AVIF", "HEIC"):  # an image sequence: a track of pictures (handler pict or vide)
+        return any(k.startswith("Track") and k.endswith(":HandlerType") and v in ("pict", "vide")
+                   for k, v in tags.items())
     return False  # JPEG (MPO pictures), TIFF pages, BMP, raws
 
 

@@ -375,6 +375,9 @@ def odd_corpus() -> dict[str, bytes]:
         files[f"imir-2.{ext}"] = _heif(base, fmt, 2, True)
         files[f"irot-imir-5.{ext}"] = _heif(base, fmt, 5, True)
         files[f"plain.{ext}"] = _heif(base, fmt, None, True)
+    from bench.spec_sequences import sequence_corpus
+
+    files.update(sequence_corpus())  # HEIF/AVIF image sequences, and stills with several pictures
     # Animation: APNG and animated WebP are; MPO and multi-page TIFF are not.
     frames = [samples.picture((40, 30), seed=s) for s in (1, 2, 3)]
     for fmt, ext in (("PNG", "png"), ("WEBP", "webp")):

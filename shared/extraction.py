@@ -345,16 +345,16 @@ def _icc_description(icc: Any) -> str | None:
         return "embedded"
 
 
-def _apply_heif(im: Any, fp: IO[bytes], meta: ImageMetadata) -> tuple[int | None, bool]:
+def _apply_heif(im: Any, fp: IO[bytes], meta: ImageMetadata) -> tuple[int | None, int | None]:
     """HEIF/AVIF: the stored size (ispe) and the orientation irot/imir give (1 without them).
-    Returns pixi's bit depth and whether the file is an image sequence."""
+    Returns pixi's bit depth and the frames of its image sequence track (None: no sequence)."""
     info = read_heif_info(fp)
     if info is None:
-        return None, False
+        return None, None
     if info.width and info.height:
         meta.width, meta.height = info.width, info.height
     meta.orientation = info.orientation
-    return info.bit_depth, info.sequence
+    return info.bit_depth, (info.frames or getattr(im, "n_frames", 1)) if info.sequence else None
 
 
 def _apply_profiles(im: Any, fp: IO[bytes], meta: ImageMetadata, found: _Found) -> None:
@@ -439,7 +439,7 @@ def describe(fp: IO[bytes], size: int, limits: Limits) -> ImageMetadata:
             extractor_version=EXTRACTOR_VERSION,
             warnings=open_warnings or None,
         )
-        heif_depth, sequence = _apply_heif(im, fp, meta) if fmt in ("HEIF", "AVIF") else (None, False)
+        heif_depth, sequence = _apply_heif(im, fp, meta) if fmt in ("HEIF", "AVIF") else (None, None)
         if meta.width * meta.height > limits.max_pixels:  # type: ignore[operator]
             raise RejectedInput(
                 f"image is {meta.width}x{meta.height} = {meta.width * meta.height} pixels, over the "  # type: ignore[operator]

@@ -11,9 +11,10 @@ default, centimetres; "no unit" is an aspect ratio, not a resolution), PNG pHYs 
 pixels per metre. Pillow's defaults (72 for a JPEG with EXIF, 1 for a TIFF without the tags)
 are not facts and are never reported.
 
-Animated only for animation: GIF, APNG, WebP and AVIF with more than one frame, and HEIF image
-sequences. The pictures of an MPO (a preview or depth map beside the photo) and the pages of
-a TIFF are counted in FrameCount but are no animation.
+Animated only for animation: GIF, APNG and WebP with more than one frame, and HEIF/AVIF image
+sequences (a ``moov`` track of pictures, shared/heif_boxes.py) of more than one frame. The
+pictures of an MPO (a preview or depth map beside the photo), the pages of a TIFF and the
+items of a HEIF beside its primary image are counted in FrameCount but are no animation.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _BITS_PER_MODE = {
     "La": 8, "RGBa": 8, "RGBX": 8, "LAB": 8, "HSV": 8,
     "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32,
 }
-ANIMATION_FORMATS = {"GIF", "PNG", "WEBP", "AVIF"}
+ANIMATION_FORMATS = {"GIF", "PNG", "WEBP"}
 MAX_DPI = 100_000
 
 
@@ -148,11 +149,13 @@ def dpi(im: Any, exif: Any) -> tuple[float | None, float | None]:
     return _tiff_resolution(exif)  # WebP, HEIF, AVIF: their EXIF
 
 
-def frames(im: Any, heif_sequence: bool = False) -> tuple[bool, int]:
+def frames(im: Any, sequence_frames: int | None = None) -> tuple[bool, int]:
+    """(Animated, FrameCount). HEIF/AVIF: animated only with an image sequence track, counted by
+    its samples; their other pictures (auxiliaries, thumbnails, a burst of items) are counted,
+    never animated."""
     count = getattr(im, "n_frames", 1)
     count = int(count) if isinstance(count, int) and count > 0 else 1
-    if im.format == "HEIF":
-        return heif_sequence, count
+    if im.format in ("HEIF", "AVIF"):
+        return (sequence_frames > 1, sequence_frames) if sequence_frames else (False, count)
     animated = im.format in ANIMATION_FORMATS and count > 1 and bool(getattr(im, "is_animated", False))
     return animated, count
-

@@ -8,6 +8,12 @@ records the picture's own size in ``clap``, which is applied here). So the store
 transform and the bit depth (``pixi``) are read here from the boxes themselves: ``ftyp``,
 then ``meta`` → ``pitm`` (primary item), ``iprp`` → ``ipco`` (properties) + ``ipma``
 (which properties belong to which item, in the order they apply).
+
+An image sequence (HEIF's ``msf1``, AVIF's ``avis``) is a ``moov`` track whose handler is
+``pict`` (ISO/IEC 23008-12, 7.2) or ``vide``, its frames that track's samples (``stsz``);
+items beside the primary one (alpha or depth auxiliaries, thumbnails, grid tiles, bursts of
+stills) are no sequence. Only the top-level box headers are read on the way, so a still image
+(ftyp, meta, mdat to the end of the file) costs nothing more.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from dataclasses import dataclass
 from typing import IO
 
 MAX_META = 1024 * 1024  # a meta box past this is not a phone photo's; its transform is not read
+MAX_MOOV = 8 * 1024 * 1024  # stsz holds 4 bytes a frame: two million frames
+MAX_TOP_BOXES = 32
 SEQUENCE_BRANDS = {b"msf1", b"hevs", b"avis"}
+SEQUENCE_HANDLERS = {b"pict", b"vide"}
 
 # EXIF orientation n as the 2x2 matrix mapping stored (x right, y down) to displayed coordinates.
 _ORIENTATION_MATRIX: dict[int, tuple[int, int, int, int]] = {
@@ -42,7 +51,8 @@ class HeifInfo:
     height: int | None = None
     orientation: int = 1  # the EXIF orientation equivalent to irot/imir, in their order
     bit_depth: int | None = None  # pixi: bits per channel (the first channel's)
-    sequence: bool = False  # an image sequence brand (msf1/hevs/avis): an animation
+    sequence: bool = False  # an image sequence track (pict/vide handler in moov): an animation
+    frames: int | None = None  # that track's samples
 
 
 def _boxes(data: bytes, start: int, end: int):
@@ -76,8 +86,62 @@ def orientation_of(transforms: list[tuple[str, int]]) -> int:
     return _MATRIX_ORIENTATION[matrix]
 
 
+def _top_boxes(fp: IO[bytes], start: int, size: int) -> dict[bytes, tuple[int, int]]:
+    """(offset, size) of the first meta and moov boxes after ftyp, from box headers alone."""
+    found: dict[bytes, tuple[int, int]] = {}
+    pos = start
+    for _ in range(MAX_TOP_BOXES):
+        if pos + 8 > size or (b"meta" in found and b"moov" in found):
+            break
+        fp.seek(pos)
+        header = fp.read(16)
+        if len(header) < 8:
+            break
+        length, kind = struct.unpack_from(">I4s", header)
+        if length == 1 and len(header) == 16:
+            length = struct.unpack_from(">Q", header, 8)[0]
+        elif length == 0:
+            length = size - pos
+        if length < 8:
+            break
+        if kind in (b"meta", b"moov"):
+            found.setdefault(kind, (pos, length))
+        pos += length
+    return found
+
+
+def sequence_frames(moov: bytes) -> int | None:
+    """Samples of the largest image sequence track (handler pict or vide), or None."""
+    best = None
+    for kind, start, end in _boxes(moov, 8, len(moov)):
+        if kind != b"trak":
+            continue
+        handler, count = None, None
+        for mdia, m_start, m_end in _boxes(moov, start, end):
+            if mdia != b"mdia":
+                continue
+            for sub, s_start, s_end in _boxes(moov, m_start, m_end):
+                if sub == b"hdlr" and s_end - s_start >= 12:
+                    handler = moov[s_start + 8:s_start + 12]
+                elif sub == b"minf":
+                    count = _sample_count(moov, s_start, s_end)
+        if handler in SEQUENCE_HANDLERS and count is not None:
+            best = max(best or 0, count)
+    return best
+
+
+def _sample_count(data: bytes, start: int, end: int) -> int | None:
+    for kind, s_start, s_end in _boxes(data, start, end):
+        if kind == b"stbl":
+            for sub, b_start, b_end in _boxes(data, s_start, s_end):
+                if sub in (b"stsz", b"stz2") and b_end - b_start >= 12:
+                    return struct.unpack_from(">I", data, b_start + 8)[0]
+    return None
+
+
 def read_heif_info(fp: IO[bytes]) -> HeifInfo | None:
-    """The primary item's stored size, transform and depth; None when the boxes are not there."""
+    """The primary item's stored size, transform and depth, and whether the file holds an image
+    sequence; None when the boxes are not there."""
     fp.seek(0)
     head = fp.read(16)
     if len(head) < 16 or head[4:8] != b"ftyp":
@@ -88,18 +152,33 @@ def read_heif_info(fp: IO[bytes]) -> HeifInfo | None:
     fp.seek(0)
     ftyp = fp.read(ftyp_size)
     brands = {ftyp[i:i + 4] for i in range(16, len(ftyp) - 3, 4)} | {ftyp[8:12]}
-    info = HeifInfo(sequence=bool(brands & SEQUENCE_BRANDS))
-    fp.seek(ftyp_size)
-    header = fp.read(16)
-    if len(header) < 8 or header[4:8] != b"meta":
+    size = fp.seek(0, 2)
+    top = _top_boxes(fp, ftyp_size, size)
+    info = HeifInfo()
+    if b"moov" in top:
+        at, length = top[b"moov"]
+        if length <= MAX_MOOV:
+            fp.seek(at)
+            info.frames = sequence_frames(fp.read(length))
+            info.sequence = info.frames is not None
+        else:  # too large to read: the brand says what it holds
+            info.sequence = bool(brands & SEQUENCE_BRANDS)
+    if b"meta" not in top:
         return info
-    size = struct.unpack_from(">I", header)[0]
+    at, size = top[b"meta"]
     if size < 12 or size > MAX_META:
         return info
-    fp.seek(ftyp_size)
+    fp.seek(at)
     meta = fp.read(size)
     if len(meta) < size:
         return info
+    _primary_properties(meta, info)
+    return info
+
+
+def _primary_properties(meta: bytes, info: HeifInfo) -> None:
+    """The primary item's ispe/clap/irot/imir/pixi, from a whole meta box."""
+    size = len(meta)
     primary, properties, associations = None, [], {}
     for kind, start, end in _boxes(meta, 12, size):  # 12: meta is a full box
         if kind == b"pitm" and end - start >= 6:
@@ -127,7 +206,6 @@ def read_heif_info(fp: IO[bytes]) -> HeifInfo | None:
         elif kind == b"pixi" and end - start >= 6 and meta[start + 4] >= 1:
             info.bit_depth = meta[start + 5]
     info.orientation = orientation_of(transforms)
-    return info
 
 
 def _ipma(data: bytes, start: int, end: int) -> dict[int, list[int]]:

@@ -225,3 +225,14 @@ def test_oracle_catches_a_crw_or_x3f_rotation_ignored(full_oracle, monkeypatch):
     names = ["camera-crw.crw", "camera-x3f-prop.x3f"]
     table = judge.compare({n: corpus[n] for n in names}, tags)
     assert {d["file"] for d in table["orientation"]["disagree"]} == set(names)
+
+
+def test_oracle_catches_an_auxiliary_track_taken_for_a_sequence(full_oracle, monkeypatch):
+    """Negative control: counting the alpha/depth track (auxv) as pictures makes a still animated."""
+    from shared import heif_boxes
+
+    corpus, tags = full_oracle
+    monkeypatch.setattr(heif_boxes, "SEQUENCE_HANDLERS", {b"pict", b"vide", b"auxv"})
+    table = judge.compare({"auxiliary-track.heic": corpus["auxiliary-track.heic"]}, tags)
+    assert table["animated"]["disagree"] == [
+        {"file": "auxiliary-track.heic", "ours": True, "exiftool": False}]

@@ -302,6 +302,31 @@ def test_animated_only_for_animation_and_frame_count_counts_pictures():
     assert Image.open(io.BytesIO(ODD["three-pages.tiff"])).is_animated  # what Pillow (and we) said
 
 
+@pytest.mark.parametrize("name,animated,frames", [
+    ("sequence.avif", True, 4), ("sequence.heic", True, 5), ("sequence-no-brand.heic", True, 3),
+    ("auxiliary-track.heic", False, 1), ("three-items.heic", False, 3), ("alpha-auxiliary.heic", False, 1),
+    ("alpha-auxiliary.avif", False, 1), ("plain.heic", False, 1),
+])
+def test_heif_and_avif_are_animated_only_with_an_image_sequence_track(name, animated, frames):
+    meta = extract_from_bytes(ODD[name])
+    assert (meta.animated, meta.frame_count) == (animated, frames)
+
+
+def test_sequence_frames_are_the_tracks_samples_not_the_items():
+    """Negative controls: pillow-heif counts items (1 for a still + sequence, 3 for a burst of
+    stills), and the msf1 brand is there on a file whose only track is an auxiliary one."""
+    assert Image.open(io.BytesIO(ODD["sequence.heic"])).n_frames == 1
+    assert Image.open(io.BytesIO(ODD["three-items.heic"])).n_frames == 3
+    assert Image.open(io.BytesIO(ODD["sequence.avif"])).n_frames == 4  # libavif agrees with the track
+    assert b"msf1" in ODD["auxiliary-track.heic"][:40]
+    assert heif_boxes.read_heif_info(io.BytesIO(ODD["auxiliary-track.heic"])).sequence is False
+    data = ODD["sequence.heic"]
+    brand_only = data[:data.rindex(b"moov") - 4]  # msf1 promised, no track: libheif refuses it
+    assert b"msf1" in brand_only[:40]
+    with pytest.raises(RejectedInput, match="corrupt HEIF"):
+        extract_from_bytes(brand_only)
+
+
 # ---- 4. DPI only where recorded ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,want", [
