@@ -109,7 +109,7 @@ SD10_PROPERTIES = {"CAMMANUF": "SIGMA", "CAMMODEL": "SIGMA SD10", "TIME": "11000
                    "APERTURE": "5.6", "ISO": "100", "FLENGTH": "30.0"}
 
 
-def container_corpus() -> dict[str, bytes]:
+def container_corpus(raw_bytes: int = 16384) -> dict[str, bytes]:
     """CRW in both byte orders, X3F with a preview carrying EXIF (DP cameras) and with PROP alone
     (SD9/SD10)."""
     from devhost import samples
@@ -118,9 +118,10 @@ def container_corpus() -> dict[str, bytes]:
                         offset="+01:00", gps=(45.5, 9.2, 120.0))
     preview = exif_first_jpeg(samples.encode(samples.picture((640, 426), seed=7), "JPEG", exif))
     return {
-        "camera-crw.crw": crw_bytes(),
-        "camera-crw-mm.crw": crw_bytes(2048, 1360, order=">", rotation=180, zone_hours=-5, model="Canon EOS D60"),
+        "camera-crw.crw": crw_bytes(raw_bytes=raw_bytes),
+        "camera-crw-mm.crw": crw_bytes(2048, 1360, order=">", rotation=180, zone_hours=-5, model="Canon EOS D60",
+                                       raw_bytes=raw_bytes),
         "camera-x3f.x3f": x3f_bytes(jpeg=preview, properties={**SD10_PROPERTIES, "CAMMODEL": "SIGMA DP2",
-                                                               "TIME": "1259658487"}),
-        "camera-x3f-prop.x3f": x3f_bytes(2268, 1512, rotation=90, properties=SD10_PROPERTIES),
+                                                               "TIME": "1259658487"}, raw_bytes=raw_bytes),
+        "camera-x3f-prop.x3f": x3f_bytes(2268, 1512, rotation=90, properties=SD10_PROPERTIES, raw_bytes=raw_bytes),
     }

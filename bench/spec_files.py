@@ -139,12 +139,12 @@ def _image_tags(width: int, height: int, *, bits: int = 8, samples: int = 3, pho
     return tags
 
 
-def _cfa(width: int, height: int, *, bits: int = 16, compression: int = 1) -> Ifd:
+def _cfa(width: int, height: int, *, bits: int = 16, compression: int = 1, raw_bytes: int | None = None) -> Ifd:
     tags = _image_tags(width, height, bits=bits, samples=1, photometric=32803, compression=compression,
                        subfile=0)
     tags[0x828D] = (SHORT, (2, 2))  # CFARepeatPatternDim
     tags[0x828E] = (BYTE, (0, 1, 1, 2))  # CFAPattern: RGGB
-    return Ifd(tags, data=bytes(width * height * 2 // 8))  # a fraction: a header read never needs it
+    return Ifd(tags, data=bytes(raw_bytes or width * height * 2 // 8))  # by default a fraction of the raw
 
 
 def _preview(width: int, height: int, subfile: int = 1) -> Ifd:
@@ -160,9 +160,10 @@ RAW_CAMERAS = {  # format: (make, model)
 }
 
 
-def raw_corpus() -> dict[str, bytes]:
-    """One file per TIFF-based raw format, laid out as the cameras lay them out (a thumbnail or
-    preview first, the full-size raw where exiftool looks for it), with EXIF and GPS."""
+def raw_corpus(raw_bytes: int | None = None) -> dict[str, bytes]:
+    """One file per raw format, laid out as the cameras lay them out (a thumbnail or preview
+    first, the full-size raw where exiftool looks for it), with EXIF and GPS; `raw_bytes` sizes
+    each file's raw data as a camera's would be (by default a few KB)."""
     files: dict[str, bytes] = {}
     for i, (fmt, (make, model)) in enumerate(RAW_CAMERAS.items()):
         tags, children = camera_exif(make, model, orientation=(1, 6, 8, 3)[i % 4],
@@ -174,7 +175,7 @@ def raw_corpus() -> dict[str, bytes]:
             ifd0 = _preview(256, 171)
             ifd0.tags.update(tags)
             ifd0.tags[0xC612] = (BYTE, (1, 4, 0, 0))  # DNGVersion
-            raw = _cfa(raw_w, raw_h)
+            raw = _cfa(raw_w, raw_h, raw_bytes=raw_bytes)
             raw.tags[0xC620] = (RATIONAL, (raw_w - 16, raw_h - 12))  # DefaultCropSize
             raw.tags[0xC61F] = (RATIONAL, (8, 6))  # DefaultCropOrigin
             ifd0.children = {0x014A: [raw, _preview(1024, 683)], **children}
@@ -188,7 +189,7 @@ def raw_corpus() -> dict[str, bytes]:
                 ifd0.tags[0x0103] = (SHORT, 6)
                 ifd0.tags[0x00FE] = (LONG, 1)
             ifd0.tags.update(tags)
-            raw = _cfa(raw_w, raw_h, compression={"NEF": 34713, "NRW": 34713, "ARW": 32767}[fmt])
+            raw = _cfa(raw_w, raw_h, compression={"NEF": 34713, "NRW": 34713, "ARW": 32767}[fmt], raw_bytes=raw_bytes)
             subs = [_preview(raw_w, raw_h, subfile=1), raw] if fmt != "ARW" else [raw]
             ifd0.children = {0x014A: subs, **children}
             chain = [ifd0]
@@ -200,7 +201,7 @@ def raw_corpus() -> dict[str, bytes]:
             children[0x8769][0].tags[0xA003] = (LONG, raw_h)
             ifd0.children = dict(children)
             raw = Ifd({0x0103: (SHORT, 6), 0xC5D8: (LONG, 1), 0xC640: (SHORT, (1, raw_w // 2, raw_w // 2))},
-                      data=bytes(4096))
+                      data=bytes(raw_bytes or 4096))
             chain = [ifd0, _preview(160, 120), _preview(raw_w // 8, raw_h // 8), raw]
         elif fmt == "IIQ":
             extra = b"IIII\x01\x00\x00\x00" + bytes(8)  # Phase One's own directory follows the header
@@ -209,34 +210,36 @@ def raw_corpus() -> dict[str, bytes]:
             children[0x8769][0].tags[0xA002] = (LONG, raw_w)
             children[0x8769][0].tags[0xA003] = (LONG, raw_h)
             ifd0.children = dict(children)
+            if raw_bytes:
+                ifd0.data = bytes(raw_bytes)  # the raw data after the directories
             chain = [ifd0]
         elif fmt in ("ORF", "RW2"):
             magic = 0x4F52 if fmt == "ORF" else 0x55
-            ifd0 = Ifd(_image_tags(raw_w, raw_h, bits=12, samples=1, photometric=32803), data=bytes(4096))
+            ifd0 = Ifd(_image_tags(raw_w, raw_h, bits=12, samples=1, photometric=32803), data=bytes(raw_bytes or 4096))
             if fmt == "RW2":
                 extra = bytes.fromhex("88e774d8f8251d4d947a6e77822b5d6a")
                 ifd0 = Ifd({0x02: (SHORT, raw_w + 16), 0x03: (SHORT, raw_h + 8), 0x04: (SHORT, 4),
                             0x05: (SHORT, 8), 0x06: (SHORT, raw_h + 4), 0x07: (SHORT, raw_w + 8)},
-                           data=bytes(4096))
+                           data=bytes(raw_bytes or 4096))
             ifd0.tags.update(tags)
             ifd0.children = dict(children)
             chain = [ifd0]
         else:  # PEF, SRW, 3FR: the raw in IFD0
-            ifd0 = _cfa(raw_w, raw_h, compression={"PEF": 65535, "SRW": 32770, "3FR": 1}[fmt])
+            ifd0 = _cfa(raw_w, raw_h, compression={"PEF": 65535, "SRW": 32770, "3FR": 1}[fmt], raw_bytes=raw_bytes)
             ifd0.tags.update(tags)
             ifd0.children = dict(children)
             chain = [ifd0, _preview(160, 120, subfile=1)]
         files[f"camera-{fmt.lower()}.{fmt.lower()}"] = tiff_bytes(chain, order, magic, extra)
-    files["camera-raf.raf"] = raf_bytes()
-    files["camera-cr3.cr3"] = cr3_bytes()
-    files["camera-mrw.mrw"] = mrw_bytes()
+    files["camera-raf.raf"] = raf_bytes(raw_bytes=raw_bytes or 4096)
+    files["camera-cr3.cr3"] = cr3_bytes(raw_bytes=raw_bytes or 8192)
+    files["camera-mrw.mrw"] = mrw_bytes(raw_bytes=raw_bytes or 8192)
     from bench.spec_containers import container_corpus
 
-    files.update(container_corpus())
+    files.update(container_corpus(raw_bytes or 16384))
     return files
 
 
-def mrw_bytes(width: int = 3016, height: int = 2008) -> bytes:
+def mrw_bytes(width: int = 3016, height: int = 2008, raw_bytes: int = 8192) -> bytes:
     """A Minolta MRW: "\\0MRM", the data offset, PRD (sizes, depths), TTW (a TIFF with IFD0 and
     EXIF), then the raw data."""
     tags, children = camera_exif("KONICA MINOLTA", "DYNAX 7D", orientation=1, taken="2005:06:07 08:09:10",
@@ -245,14 +248,14 @@ def mrw_bytes(width: int = 3016, height: int = 2008) -> bytes:
     ttw = tiff_bytes([ifd0], order=">")
     prd = b"21810002" + struct.pack(">HHHHBBBBHH", height + 8, width + 16, height, width, 12, 12, 0x59, 0, 0, 0)
     segments = b"\x00PRD" + struct.pack(">I", len(prd)) + prd + b"\x00TTW" + struct.pack(">I", len(ttw)) + ttw
-    return b"\x00MRM" + struct.pack(">I", len(segments)) + segments + bytes(8192)
+    return b"\x00MRM" + struct.pack(">I", len(segments)) + segments + bytes(raw_bytes)
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
 
 
-def cr3_bytes(width: int = 6000, height: int = 4000) -> bytes:
+def cr3_bytes(width: int = 6000, height: int = 4000, raw_bytes: int = 8192) -> bytes:
     """A Canon CR3 as lclevy's description and exiftool's Canon::uuid table lay it out: ftyp
     'crx ', moov with Canon's uuid box (CNCV, CMT1 = IFD0, CMT2 = EXIF, CMT4 = GPS, each a small
     TIFF) and a track whose CRAW sample entry holds the picture's size, then mdat."""
@@ -271,10 +274,10 @@ def cr3_bytes(width: int = 6000, height: int = 4000) -> bytes:
     trak = _box(b"trak", _box(b"mdia", _box(b"minf", _box(b"stbl", _box(b"stsd", stsd)))))
     moov = _box(b"moov", _box(b"uuid", canon) + trak)
     ftyp = _box(b"ftyp", b"crx " + struct.pack(">I", 1) + b"crx isom")
-    return ftyp + moov + _box(b"mdat", bytes(8192))
+    return ftyp + moov + _box(b"mdat", bytes(raw_bytes))
 
 
-def raf_bytes(width: int = 6240, height: int = 4160) -> bytes:
+def raf_bytes(width: int = 6240, height: int = 4160, raw_bytes: int = 4096) -> bytes:
     """A Fujifilm RAF: header (magic, versions, camera name, the JPEG's and directories' offsets),
     the embedded JPEG preview carrying the EXIF, then the RAF directory and the CFA data."""
     from devhost import samples
@@ -295,7 +298,7 @@ def raf_bytes(width: int = 6240, height: int = 4160) -> bytes:
     header = (b"FUJIFILMCCD-RAW 0201FF393501" + b"X-T5".ljust(32, b"\x00") + b"0100" + bytes(20)
               + struct.pack(">IIIIII", jpeg_offset, len(preview), directory_offset, len(directory), cfa_offset, 4096))
     header = header.ljust(jpeg_offset, b"\x00")
-    return header + preview + directory + bytes(4096)
+    return header + preview + directory + bytes(raw_bytes)
 
 
 def _png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:

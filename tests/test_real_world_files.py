@@ -16,6 +16,7 @@ from devhost import samples
 from shared import header_facts, heif_boxes, image_open
 from shared.errors import RejectedInput
 from shared.extraction import ALLOWED_FORMATS, extract_from_bytes, extract_from_ranges
+from shared.models import ImageMetadata
 from shared.ranged_reader import ReadBudgetExceeded
 from shared.settings import Limits
 from shared.xmp import XmpError, parse_xmp
@@ -165,6 +166,65 @@ def test_crw_and_x3f_exposure_agree_with_exiftools_values():
     assert crw.f_number == pytest.approx(float(tags[names[0]]["CanonRaw:ApertureValue"]), rel=1e-9)
     assert (x3f.exposure_time, x3f.f_number, x3f.iso) == (
         tags[names[1]]["SigmaRaw:ExposureTime"], tags[names[1]]["SigmaRaw:FNumber"], tags[names[1]]["SigmaRaw:ISO"])
+
+
+CAMERA_RAW_BYTES = 4 * 1024 * 1024  # raw data of a few MB, as a camera's file holds
+READ_BOUND = (3 * 64 * 1024, 2)  # bytes, requests: the head, and a directory at the end or past a preview
+
+
+@pytest.fixture(scope="module")
+def camera_size_raws() -> dict[str, bytes]:
+    return raw_corpus(CAMERA_RAW_BYTES)
+
+
+def _reads(data: bytes) -> tuple[ImageMetadata, list[tuple[int, int]]]:
+    calls: list[tuple[int, int]] = []
+
+    def fetch(offset: int, length: int) -> bytes:
+        calls.append((offset, length))
+        return data[offset:offset + length]
+
+    return extract_from_ranges(len(data), fetch, Limits()), calls
+
+
+def _within_bound(meta: ImageMetadata) -> bool:
+    return meta.bytes_read <= READ_BOUND[0] and meta.read_requests <= READ_BOUND[1]
+
+
+@pytest.mark.parametrize("name", sorted(raw_corpus()))
+def test_raws_of_camera_size_are_read_by_a_bounded_number_of_ranged_requests(camera_size_raws, name):
+    data = camera_size_raws[name]
+    assert len(data) > CAMERA_RAW_BYTES
+    meta, calls = _reads(data)
+    assert meta.format in ALLOWED_FORMATS and meta.width and meta.camera_model
+    assert (len(calls), sum(n for _, n in calls)) == (meta.read_requests, meta.bytes_read)
+    assert _within_bound(meta), (meta.bytes_read, meta.read_requests)
+
+
+@pytest.mark.parametrize("kind", ["CR3", "CRW", "X3F", "MRW", "ORF"])
+def test_the_bound_catches_a_reader_that_reads_the_whole_file(camera_size_raws, monkeypatch, kind):
+    """Negative control: the same reader, made to read the file whole first, fails the bound."""
+    name = next(n for n in camera_size_raws if n.endswith("." + kind.lower()))
+    if kind == "ORF":  # TIFF-based: the raw reader takes the file alone
+        real_raw = image_open.raw_formats.describe_raw
+
+        def whole_tiff(fp):
+            fp.seek(0)
+            fp.read()
+            return real_raw(fp)
+
+        monkeypatch.setattr(image_open.raw_formats, "describe_raw", whole_tiff)
+    else:
+        real = image_open.CONTAINER_READERS[kind]
+
+        def whole_file(fp, size):
+            fp.seek(0)
+            fp.read()
+            return real(fp, size)
+
+        monkeypatch.setitem(image_open.CONTAINER_READERS, kind, whole_file)
+    meta, _ = _reads(camera_size_raws[name])
+    assert meta.bytes_read == len(camera_size_raws[name]) and not _within_bound(meta)
 
 
 def test_raw_gps_and_orientation_come_from_the_raw():
