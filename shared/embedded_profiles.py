@@ -79,13 +79,21 @@ def gif_xmp(fp: IO[bytes]) -> bytes | None:
                     if not more:
                         return None
                 return None
-        pos += 2
-        while True:  # skip the extension's sub-blocks
-            fp.seek(pos)
-            length = fp.read(1)
-            if not length:
-                return None
-            pos += 1 + length[0]
-            if length[0] == 0:
-                break
+        next_block = skip_sub_blocks(fp, pos + 2)
+        if next_block is None:
+            return None
+        pos = next_block
     return None
+
+
+def skip_sub_blocks(fp: IO[bytes], pos: int) -> int | None:
+    """The offset after a GIF extension's data sub-blocks starting at pos (each a length byte
+    and that many bytes, ended by a zero length), or None when the file ends first."""
+    while True:
+        fp.seek(pos)
+        length = fp.read(1)
+        if not length:
+            return None
+        pos += 1 + length[0]
+        if length[0] == 0:
+            return pos

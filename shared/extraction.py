@@ -11,7 +11,6 @@ before IDAT) are avoided.
 from __future__ import annotations
 
 import io
-import math
 import re
 import warnings
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from PIL import Image, ImageCms
 from shared import capture_time, header_facts, places
 from shared.embedded_profiles import gif_xmp, png_text_profiles
 from shared.errors import PipelineError, RejectedInput
+from shared.header_facts import number as _number
 from shared.header_image import HeaderImage
 from shared.heif_boxes import read_heif_info
 from shared.image_open import ALLOWED_FORMATS, open_image
@@ -51,17 +51,6 @@ IFD_EXIF, IFD_GPS = 0x8769, 0x8825
 MAX_KEYWORD, MAX_KEYWORDS = 200, 100
 TAG_DATETIME_ORIGINAL, TAG_OFFSET_TIME_ORIGINAL = 0x9003, 0x9011
 TAG_EXPOSURE, TAG_FNUMBER, TAG_ISO, TAG_FOCAL, TAG_LENS = 0x829A, 0x829D, 0x8827, 0x920A, 0xA434
-
-
-def _number(value: Any) -> float | None:
-    """A finite float from an EXIF number or rational, or None (zero denominators too)."""
-    try:
-        if isinstance(value, tuple) and len(value) == 2:
-            value = value[0] / value[1]
-        result = float(value)
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-        return None
-    return result if math.isfinite(result) else None
 
 
 def _exif_bytes(value: Any) -> bytes | None:

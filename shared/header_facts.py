@@ -23,6 +23,7 @@ import math
 import struct
 from typing import IO, Any
 
+from shared.embedded_profiles import skip_sub_blocks
 from shared.header_image import HeaderImage, NotBmp, read_bmp_header
 
 TAG_X_RESOLUTION, TAG_Y_RESOLUTION, TAG_RESOLUTION_UNIT = 0x011A, 0x011B, 0x0128
@@ -35,7 +36,8 @@ ANIMATION_FORMATS = {"GIF", "PNG", "WEBP"}
 MAX_DPI = 100_000
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A finite float from an EXIF number or rational, or None (zero denominators too)."""
     try:
         if isinstance(value, tuple) and len(value) == 2:
             value = value[0] / value[1]
@@ -65,15 +67,9 @@ def _gif_index_bits(fp: IO[bytes]) -> int | None:
             return (local[0] & 7) + 1 if local and local[0] & 0x80 else None
         if marker[0] != 0x21:
             return None
-        pos += 2
-        while True:
-            fp.seek(pos)
-            length = fp.read(1)
-            if not length:
-                return None
-            pos += 1 + length[0]
-            if length[0] == 0:
-                break
+        pos = skip_sub_blocks(fp, pos + 2)
+        if pos is None:
+            return None
     return None
 
 
@@ -110,7 +106,7 @@ def bit_depth(im: Any, fp: IO[bytes], heif_depth: int | None = None) -> int | No
 
 
 def _pair(x: Any, y: Any, factor: float) -> tuple[float | None, float | None]:
-    dx, dy = _number(x), _number(y)
+    dx, dy = number(x), number(y)
     return (round(dx * factor, 2) if dx and 0 < dx * factor < MAX_DPI else None,
             round(dy * factor, 2) if dy and 0 < dy * factor < MAX_DPI else None)
 

@@ -22,9 +22,10 @@ import struct
 from dataclasses import dataclass
 from typing import IO
 
+from shared.isobmff import boxes, top_boxes
+
 MAX_META = 1024 * 1024  # a meta box past this is not a phone photo's; its transform is not read
 MAX_MOOV = 8 * 1024 * 1024  # stsz holds 4 bytes a frame: two million frames
-MAX_TOP_BOXES = 32
 SEQUENCE_BRANDS = {b"msf1", b"hevs", b"avis"}
 SEQUENCE_HANDLERS = {b"pict", b"vide"}
 
@@ -55,25 +56,6 @@ class HeifInfo:
     frames: int | None = None  # that track's samples
 
 
-def _boxes(data: bytes, start: int, end: int):
-    """(type, payload start, payload end) of each box in data[start:end]."""
-    pos = start
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1:
-            if pos + 16 > end:
-                return
-            size = struct.unpack_from(">Q", data, pos + 8)[0]
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            return
-        yield kind, pos + header, pos + size
-        pos += size
-
-
 def orientation_of(transforms: list[tuple[str, int]]) -> int:
     """The EXIF orientation that irot/imir, applied in this order, amount to."""
     matrix = _ORIENTATION_MATRIX[1]
@@ -86,41 +68,17 @@ def orientation_of(transforms: list[tuple[str, int]]) -> int:
     return _MATRIX_ORIENTATION[matrix]
 
 
-def _top_boxes(fp: IO[bytes], start: int, size: int) -> dict[bytes, tuple[int, int]]:
-    """(offset, size) of the first meta and moov boxes after ftyp, from box headers alone."""
-    found: dict[bytes, tuple[int, int]] = {}
-    pos = start
-    for _ in range(MAX_TOP_BOXES):
-        if pos + 8 > size or (b"meta" in found and b"moov" in found):
-            break
-        fp.seek(pos)
-        header = fp.read(16)
-        if len(header) < 8:
-            break
-        length, kind = struct.unpack_from(">I4s", header)
-        if length == 1 and len(header) == 16:
-            length = struct.unpack_from(">Q", header, 8)[0]
-        elif length == 0:
-            length = size - pos
-        if length < 8:
-            break
-        if kind in (b"meta", b"moov"):
-            found.setdefault(kind, (pos, length))
-        pos += length
-    return found
-
-
 def sequence_frames(moov: bytes) -> int | None:
     """Samples of the largest image sequence track (handler pict or vide), or None."""
     best = None
-    for kind, start, end in _boxes(moov, 8, len(moov)):
+    for kind, start, end in boxes(moov, 8, len(moov)):
         if kind != b"trak":
             continue
         handler, count = None, None
-        for mdia, m_start, m_end in _boxes(moov, start, end):
+        for mdia, m_start, m_end in boxes(moov, start, end):
             if mdia != b"mdia":
                 continue
-            for sub, s_start, s_end in _boxes(moov, m_start, m_end):
+            for sub, s_start, s_end in boxes(moov, m_start, m_end):
                 if sub == b"hdlr" and s_end - s_start >= 12:
                     handler = moov[s_start + 8:s_start + 12]
                 elif sub == b"minf":
@@ -131,9 +89,9 @@ def sequence_frames(moov: bytes) -> int | None:
 
 
 def _sample_count(data: bytes, start: int, end: int) -> int | None:
-    for kind, s_start, s_end in _boxes(data, start, end):
+    for kind, s_start, s_end in boxes(data, start, end):
         if kind == b"stbl":
-            for sub, b_start, b_end in _boxes(data, s_start, s_end):
+            for sub, b_start, b_end in boxes(data, s_start, s_end):
                 if sub in (b"stsz", b"stz2") and b_end - b_start >= 12:
                     return struct.unpack_from(">I", data, b_start + 8)[0]
     return None
@@ -153,7 +111,7 @@ def read_heif_info(fp: IO[bytes]) -> HeifInfo | None:
     ftyp = fp.read(ftyp_size)
     brands = {ftyp[i:i + 4] for i in range(16, len(ftyp) - 3, 4)} | {ftyp[8:12]}
     size = fp.seek(0, 2)
-    top = _top_boxes(fp, ftyp_size, size)
+    top = top_boxes(fp, ftyp_size, size, {b"meta", b"moov"})
     info = HeifInfo()
     if b"moov" in top:
         at, length = top[b"moov"]
@@ -180,14 +138,14 @@ def _primary_properties(meta: bytes, info: HeifInfo) -> None:
     """The primary item's ispe/clap/irot/imir/pixi, from a whole meta box."""
     size = len(meta)
     primary, properties, associations = None, [], {}
-    for kind, start, end in _boxes(meta, 12, size):  # 12: meta is a full box
+    for kind, start, end in boxes(meta, 12, size):  # 12: meta is a full box
         if kind == b"pitm" and end - start >= 6:
             primary = (struct.unpack_from(">H", meta, start + 4)[0] if meta[start] == 0
                        else struct.unpack_from(">I", meta, start + 4)[0])
         elif kind == b"iprp":
-            for sub, s_start, s_end in _boxes(meta, start, end):
+            for sub, s_start, s_end in boxes(meta, start, end):
                 if sub == b"ipco":
-                    properties = list(_boxes(meta, s_start, s_end))
+                    properties = list(boxes(meta, s_start, s_end))
                 elif sub == b"ipma":
                     associations.update(_ipma(meta, s_start, s_end))
     transforms: list[tuple[str, int]] = []

@@ -20,6 +20,7 @@ from typing import IO, Any
 from PIL import Image
 
 from shared.header_image import HeaderImage
+from shared.isobmff import boxes, top_boxes
 
 RAF_MAGIC = b"FUJIFILM"
 MAX_JPEG_HEADER = 1024 * 1024  # EXIF and XMP segments of the preview: far below this
@@ -117,19 +118,6 @@ CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
 MAX_MOOV = 8 * 1024 * 1024
 
 
-def _boxes(data: bytes, start: int, end: int):
-    pos = start
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1 and pos + 16 <= end:
-            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
-        if size < header or pos + size > end:
-            return
-        yield kind, pos + header, pos + size
-        pos += size
-
-
 class TagExif:
     """IFD0, EXIF and GPS directories (anything with ``get``) behind the ``get``/``get_ifd``
     calls extraction makes on EXIF: CR3's CMT1/CMT2/CMT4, the values CRW and X3F records give."""
@@ -146,11 +134,11 @@ class TagExif:
 
 def _craw_sizes(data: bytes, start: int, end: int, depth: int = 0) -> list[tuple[int, int]]:
     sizes = []
-    for kind, s, e in _boxes(data, start, end):
+    for kind, s, e in boxes(data, start, end):
         if kind in (b"trak", b"mdia", b"minf", b"stbl") and depth < 6:
             sizes += _craw_sizes(data, s, e, depth + 1)
         elif kind == b"stsd" and e - s >= 8:
-            for entry, es, ee in _boxes(data, s + 8, e):
+            for entry, es, ee in boxes(data, s + 8, e):
                 if entry == b"CRAW" and ee - es >= 28:
                     sizes.append(struct.unpack_from(">HH", data, es + 24))
     return sizes
@@ -159,30 +147,20 @@ def _craw_sizes(data: bytes, start: int, end: int, depth: int = 0) -> list[tuple
 def describe_cr3(fp: IO[bytes], size: int) -> HeaderImage:
     from shared.tiff_ifd import TAG_HEIGHT, TAG_WIDTH, NotTiff, TiffReader
 
-    pos, moov = 0, None
-    for _ in range(16):
-        fp.seek(pos)
-        head = fp.read(16)
-        if len(head) < 8:
-            break
-        box_size, kind = struct.unpack_from(">I4s", head)
-        if box_size == 1 and len(head) == 16:
-            box_size = struct.unpack_from(">Q", head, 8)[0]
-        if box_size < 8:
-            break
-        if kind == b"moov":
-            if box_size > MAX_MOOV:
-                raise NotRaf(f"CR3 moov box of {box_size} bytes is over {MAX_MOOV}")
-            fp.seek(pos)
-            moov = fp.read(box_size)
-            break
-        pos += box_size
+    moov = None
+    found = top_boxes(fp, 0, size, {b"moov"}).get(b"moov")
+    if found is not None:
+        at, box_size = found
+        if box_size > MAX_MOOV:
+            raise NotRaf(f"CR3 moov box of {box_size} bytes is over {MAX_MOOV}")
+        fp.seek(at)
+        moov = fp.read(box_size)
     if moov is None:
         raise NotRaf("CR3 without a moov box")
     directories: dict[bytes, object] = {}
-    for kind, s, e in _boxes(moov, 8, len(moov)):
+    for kind, s, e in boxes(moov, 8, len(moov)):
         if kind == b"uuid" and moov[s:s + 16] == CANON_UUID:
-            for sub, ss, se in _boxes(moov, s + 16, e):
+            for sub, ss, se in boxes(moov, s + 16, e):
                 if sub in (b"CMT1", b"CMT2", b"CMT4"):
                     try:
                         chain = TiffReader(io.BytesIO(moov[ss:se])).chain()
