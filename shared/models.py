@@ -20,7 +20,7 @@ STATUS_DELETED = "deleted"
 
 # Bumped whenever a change could alter what an image's row says; every row records the
 # version that wrote it, so rows written by an older extractor can be found and re-run.
-EXTRACTOR_VERSION = 3
+EXTRACTOR_VERSION = 4
 
 OUTCOME_OK = "ok"
 OUTCOME_REJECTED = "rejected"

@@ -226,7 +226,7 @@ def describe_mrw(fp: IO[bytes]) -> HeaderImage:
 
 ROTATION_ORIENTATION = {0: 1, 90: 6, 180: 3, 270: 8}
 CRW_SIGNATURES = (b"HEAPCCDR", b"HEAPJPGM")
-MAX_CIFF_ENTRIES, MAX_CIFF_DEPTH, MAX_CIFF_VALUE = 1024, 4, 64 * 1024
+MAX_CIFF_ENTRIES, MAX_CIFF_DEPTH, MAX_CIFF_HEAPS, MAX_CIFF_VALUE = 1024, 4, 64, 64 * 1024
 # CIFF record ids (CIFF v1r04; exiftool's CanonRaw::Main): MakeModel, FocalLength, TimeStamp,
 # ImageInfo, ExposureInfo.
 CRW_MAKE_MODEL, CRW_FOCAL, CRW_TIME, CRW_IMAGE_INFO, CRW_EXPOSURE = 0x080A, 0x1029, 0x180E, 0x1810, 0x1818
@@ -241,10 +241,13 @@ def _exif_time(seconds: int) -> str:
 
 
 def _ciff_records(fp: IO[bytes], order: str, start: int, length: int, found: dict[int, bytes],
-                  depth: int = 0) -> None:
-    """The wanted records of the CIFF heap at start, and of the heaps inside it (first wins)."""
-    if length < 6 or depth > MAX_CIFF_DEPTH:
+                  depth: int = 0, seen: set[int] | None = None) -> None:
+    """The wanted records of the CIFF heap at start, and of the heaps inside it (first wins);
+    each heap once, at most MAX_CIFF_HEAPS of them (hostile heaps may point at each other)."""
+    seen = set() if seen is None else seen
+    if length < 6 or depth > MAX_CIFF_DEPTH or start in seen or len(seen) >= MAX_CIFF_HEAPS:
         return
+    seen.add(start)
     fp.seek(start + length - 4)
     tail = fp.read(4)
     if len(tail) < 4:
@@ -265,7 +268,7 @@ def _ciff_records(fp: IO[bytes], order: str, start: int, length: int, found: dic
         kind, record, in_directory = (tag >> 8) & 0x38, tag & 0x3FFF, tag & 0x4000
         if kind in (0x28, 0x30) and not in_directory:
             if offset + size <= length:
-                _ciff_records(fp, order, start + offset, size, found, depth + 1)
+                _ciff_records(fp, order, start + offset, size, found, depth + 1, seen)
         elif record in CRW_WANTED and record not in found:
             if in_directory:
                 found[record] = table[10 * i + 2:10 * i + 10]

@@ -131,6 +131,23 @@ def test_crw_without_image_info_or_with_a_broken_heap_is_rejected_with_the_reaso
         extract_from_bytes(broken)
 
 
+def test_crw_heaps_pointing_at_each_other_are_walked_once():
+    """A hostile heap listing itself as its sub-heap many times: each heap is read once."""
+    from bench.spec_containers import _ciff_heap
+
+    info = struct.pack("<IIfiIII", 640, 480, 1.0, 0, 12, 12, 1)
+    heap = _ciff_heap([(0x1810, info)] + [(0x300A, b"")] * 500)
+    length = len(heap)
+    table_at = struct.unpack_from("<I", heap, length - 4)[0]
+    body = bytearray(heap)
+    for i in range(1, 501):  # each sub-heap record: the whole heap again (offset 0, the heap's size)
+        struct.pack_into("<II", body, table_at + 2 + 10 * i + 2, length, 0)
+    data = b"II" + struct.pack("<I", 26) + b"HEAPCCDR" + struct.pack("<I", 0x00010002) + bytes(8) + bytes(body)
+    calls = []
+    meta = extract_from_ranges(len(data), lambda o, n: calls.append(n) or data[o:o + n], Limits())
+    assert (meta.format, meta.width, meta.height) == ("CRW", 640, 480) and len(calls) == 1
+
+
 def test_x3f_is_sized_by_its_header_with_exif_from_its_preview_or_its_properties():
     assert "X3F" in ALLOWED_FORMATS
     dp2 = extract_from_bytes(RAW["camera-x3f.x3f"])  # the preview's EXIF, as exiftool prefers it
