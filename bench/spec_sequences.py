@@ -87,8 +87,10 @@ def sequence_corpus() -> dict[str, bytes]:
     out = io.BytesIO()
     frames[0].save(out, "HEIF", save_all=True, append_images=frames[1:3])
     files["three-items.heic"] = out.getvalue()  # a burst of stills: three top-level items
+    translucent = frames[0].convert("RGBA")
+    translucent.putalpha(128)  # not opaque: the writers keep the alpha plane as an auxiliary item
     for fmt, ext in (("HEIF", "heic"), ("AVIF", "avif")):
         out = io.BytesIO()
-        frames[0].convert("RGBA").save(out, fmt)
+        translucent.save(out, fmt)
         files[f"alpha-auxiliary.{ext}"] = out.getvalue()
     return files

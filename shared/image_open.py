@@ -129,7 +129,7 @@ def _pillow_open(fp: IO[bytes]) -> Image.Image:
 
 def _plugin_reason(kind: str, fp: IO[bytes]) -> str:
     """What the recognised format's own plugin says about the content."""
-    plugin = _PLUGINS.get(kind)
+    plugin = _PLUGINS.get(kind) or Image.OPEN.get(kind, (None, None))[0]  # HEIF, AVIF: as registered
     if plugin is None:
         return "the decoder does not recognise its header"
     fp.seek(0)

@@ -400,8 +400,10 @@ def test_sequence_frames_are_the_tracks_samples_not_the_items():
     data = ODD["sequence.heic"]
     brand_only = data[:data.rindex(b"moov") - 4]  # msf1 promised, no track: libheif refuses it
     assert b"msf1" in brand_only[:40]
-    with pytest.raises(RejectedInput, match="corrupt HEIF"):
-        extract_from_bytes(brand_only)
+    with pytest.raises(RejectedInput, match="corrupt HEIF: SyntaxError: Invalid input: No 'moov' box"):
+        extract_from_bytes(brand_only)  # libheif's own reason, not "does not recognise its header"
+    for name in ("alpha-auxiliary.heic", "alpha-auxiliary.avif"):  # they do hold an auxiliary image
+        assert b"auxC" in ODD[name] and extract_from_bytes(ODD[name]).has_alpha
 
 
 # ---- 4. DPI only where recorded ----------------------------------------------------------------------
