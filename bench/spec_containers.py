@@ -75,12 +75,17 @@ def _prop_section(properties: dict[str, str]) -> bytes:
 
 
 def x3f_bytes(width: int = 2640, height: int = 1760, *, rotation: int = 270, jpeg: bytes | None = None,
-              properties: dict[str, str] | None = None, raw_bytes: int = 16384) -> bytes:
-    """A Sigma X3F, version 2.3: the header and its extended header, PROP, the JPEG preview
-    (IMA2, with EXIF as DP cameras write it), the raw image (IMAG), the directory last."""
-    header = (b"FOVb" + struct.pack("<I", 0x00020003) + bytes(range(16)) + struct.pack("<IIII", 0, width, height,
-              rotation) + b"Auto".ljust(32, b"\x00") + b"".ljust(32, b"\x00"))
-    header += bytes(160)  # the extended header (2.1-2.3): 32 types, all unused, 32 floats
+              properties: dict[str, str] | None = None, raw_bytes: int = 16384, version: int = 0x00020003) -> bytes:
+    """A Sigma X3F: the header (version 2.3 and its extended header; or version 4, Quattro, a
+    0x300-byte header with columns, rows and rotation at 40), PROP, the JPEG preview (IMA2, with
+    EXIF as DP cameras write it), the raw image (IMAG), the directory last."""
+    if version >> 16 >= 4:
+        header = (b"FOVb" + struct.pack("<I", version) + bytes(32) + struct.pack("<III", width, height, rotation)
+                  ).ljust(0x300, b"\x00")
+    else:
+        header = (b"FOVb" + struct.pack("<I", version) + bytes(range(16)) + struct.pack("<IIII", 0, width, height,
+                  rotation) + b"Auto".ljust(32, b"\x00") + b"".ljust(32, b"\x00"))
+        header += bytes(160)  # the extended header (2.1-2.3): 32 types, all unused, 32 floats
     sections: list[tuple[bytes, bytes]] = []
     if properties is not None:
         sections.append((b"PROP", _prop_section(properties)))
@@ -124,4 +129,6 @@ def container_corpus(raw_bytes: int = 16384) -> dict[str, bytes]:
         "camera-x3f.x3f": x3f_bytes(jpeg=preview, properties={**SD10_PROPERTIES, "CAMMODEL": "SIGMA DP2",
                                                                "TIME": "1259658487"}, raw_bytes=raw_bytes),
         "camera-x3f-prop.x3f": x3f_bytes(2268, 1512, rotation=90, properties=SD10_PROPERTIES, raw_bytes=raw_bytes),
+        "camera-x3f-v4.x3f": x3f_bytes(5424, 3616, rotation=180, jpeg=preview, raw_bytes=raw_bytes,
+                                       version=0x00040001),
     }

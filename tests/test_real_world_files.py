@@ -155,6 +155,8 @@ def test_x3f_is_sized_by_its_header_with_exif_from_its_preview_or_its_properties
     assert (dp2.orientation, dp2.camera_model, dp2.captured_at, dp2.captured_at_offset) == (
         8, "SIGMA DP2", "2009-12-01T09:08:07", "+01:00")
     assert dp2.gps_latitude == pytest.approx(45.5)
+    quattro = extract_from_bytes(RAW["camera-x3f-v4.x3f"])  # version 4: columns and rows at 40
+    assert (quattro.width, quattro.height) == (5424, 3616)
     sd10 = extract_from_bytes(RAW["camera-x3f-prop.x3f"])  # no EXIF: the PROP section's values
     assert (sd10.width, sd10.height, sd10.orientation, sd10.camera_make, sd10.camera_model) == (
         2268, 1512, 6, "SIGMA", "SIGMA SD10")
