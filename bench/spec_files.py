@@ -258,7 +258,10 @@ def _box(kind: bytes, payload: bytes) -> bytes:
 def cr3_bytes(width: int = 6000, height: int = 4000, raw_bytes: int = 8192) -> bytes:
     """A Canon CR3 as lclevy's description and exiftool's Canon::uuid table lay it out: ftyp
     'crx ', moov with Canon's uuid box (CNCV, CMT1 = IFD0, CMT2 = EXIF, CMT4 = GPS, each a small
-    TIFF) and a track whose CRAW sample entry holds the picture's size, then mdat."""
+    TIFF, THMB a 160x120 JPEG thumbnail) and a track whose CRAW sample entry holds the picture's
+    size, then the preview's uuid box (PRVW, a JPEG of ~250 KB) and mdat."""
+    from devhost import samples
+
     tags, children = camera_exif("Canon", "Canon EOS R6", orientation=6, taken="2022:11:12 13:14:15",
                                  offset="-05:00", gps=(40.6892494, -74.0445004, 10.5))
     ifd0 = Ifd({**tags, 0x0100: (LONG, width), 0x0101: (LONG, height)})
@@ -267,6 +270,11 @@ def cr3_bytes(width: int = 6000, height: int = 4000, raw_bytes: int = 8192) -> b
     cmt4 = tiff_bytes(children[0x8825])
     canon = (bytes.fromhex("85c0b687820f11e08111f4ce462b6a48") + _box(b"CNCV", b"CanonCR3_001/00.10.00/00.00.00")
              + _box(b"CMT1", cmt1) + _box(b"CMT2", cmt2) + _box(b"CMT4", cmt4))
+    thumb = samples.encode(samples.picture((160, 120), seed=5), "JPEG", quality=85)
+    canon += _box(b"THMB", struct.pack(">IHHIHH", 0, 160, 120, len(thumb), 1, 0) + thumb)
+    preview = samples.encode(samples.noise((640, 426)), "JPEG", quality=90)
+    prvw = _box(b"uuid", bytes.fromhex("eaf42b5e1c984b88b9fbb7dc406e4d16") + struct.pack(">II", 0, 1)
+                + _box(b"PRVW", struct.pack(">IHHHHI", 0, 1, 640, 426, 1, len(preview)) + preview))
     craw = (bytes(6) + struct.pack(">H", 1) + bytes(16) + struct.pack(">HH", width, height)
             + struct.pack(">II", 0x00480000, 0x00480000) + bytes(4) + struct.pack(">H", 1) + bytes(32)
             + struct.pack(">Hh", 24, -1))
@@ -274,7 +282,7 @@ def cr3_bytes(width: int = 6000, height: int = 4000, raw_bytes: int = 8192) -> b
     trak = _box(b"trak", _box(b"mdia", _box(b"minf", _box(b"stbl", _box(b"stsd", stsd)))))
     moov = _box(b"moov", _box(b"uuid", canon) + trak)
     ftyp = _box(b"ftyp", b"crx " + struct.pack(">I", 1) + b"crx isom")
-    return ftyp + moov + _box(b"mdat", bytes(raw_bytes))
+    return ftyp + moov + prvw + _box(b"mdat", bytes(raw_bytes))
 
 
 def raf_bytes(width: int = 6240, height: int = 4160, raw_bytes: int = 4096) -> bytes:
