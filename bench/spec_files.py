@@ -230,83 +230,14 @@ def raw_corpus(raw_bytes: int | None = None) -> dict[str, bytes]:
             ifd0.children = dict(children)
             chain = [ifd0, _preview(160, 120, subfile=1)]
         files[f"camera-{fmt.lower()}.{fmt.lower()}"] = tiff_bytes(chain, order, magic, extra)
+    from bench.spec_containers import container_corpus, cr3_bytes, mrw_bytes, raf_bytes
+
     files["camera-raf.raf"] = raf_bytes(raw_bytes=raw_bytes or 4096)
     files["camera-cr3.cr3"] = cr3_bytes(raw_bytes=raw_bytes or 8192)
     files["camera-mrw.mrw"] = mrw_bytes(raw_bytes=raw_bytes or 8192)
-    from bench.spec_containers import container_corpus
 
     files.update(container_corpus(raw_bytes or 16384))
     return files
-
-
-def mrw_bytes(width: int = 3016, height: int = 2008, raw_bytes: int = 8192) -> bytes:
-    """A Minolta MRW: "\\0MRM", the data offset, PRD (sizes, depths), TTW (a TIFF with IFD0 and
-    EXIF), then the raw data."""
-    tags, children = camera_exif("KONICA MINOLTA", "DYNAX 7D", orientation=1, taken="2005:06:07 08:09:10",
-                                 offset=None)
-    ifd0 = Ifd(tags, children)
-    ttw = tiff_bytes([ifd0], order=">")
-    prd = b"21810002" + struct.pack(">HHHHBBBBHH", height + 8, width + 16, height, width, 12, 12, 0x59, 0, 0, 0)
-    segments = b"\x00PRD" + struct.pack(">I", len(prd)) + prd + b"\x00TTW" + struct.pack(">I", len(ttw)) + ttw
-    return b"\x00MRM" + struct.pack(">I", len(segments)) + segments + bytes(raw_bytes)
-
-
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", 8 + len(payload)) + kind + payload
-
-
-def cr3_bytes(width: int = 6000, height: int = 4000, raw_bytes: int = 8192) -> bytes:
-    """A Canon CR3 as lclevy's description and exiftool's Canon::uuid table lay it out: ftyp
-    'crx ', moov with Canon's uuid box (CNCV, CMT1 = IFD0, CMT2 = EXIF, CMT4 = GPS, each a small
-    TIFF, THMB a 160x120 JPEG thumbnail) and a track whose CRAW sample entry holds the picture's
-    size, then the preview's uuid box (PRVW, a JPEG of ~250 KB) and mdat."""
-    from devhost import samples
-
-    tags, children = camera_exif("Canon", "Canon EOS R6", orientation=6, taken="2022:11:12 13:14:15",
-                                 offset="-05:00", gps=(40.6892494, -74.0445004, 10.5))
-    ifd0 = Ifd({**tags, 0x0100: (LONG, width), 0x0101: (LONG, height)})
-    cmt1 = tiff_bytes([ifd0])
-    cmt2 = tiff_bytes(children[0x8769])
-    cmt4 = tiff_bytes(children[0x8825])
-    canon = (bytes.fromhex("85c0b687820f11e08111f4ce462b6a48") + _box(b"CNCV", b"CanonCR3_001/00.10.00/00.00.00")
-             + _box(b"CMT1", cmt1) + _box(b"CMT2", cmt2) + _box(b"CMT4", cmt4))
-    thumb = samples.encode(samples.picture((160, 120), seed=5), "JPEG", quality=85)
-    canon += _box(b"THMB", struct.pack(">IHHIHH", 0, 160, 120, len(thumb), 1, 0) + thumb)
-    preview = samples.encode(samples.noise((640, 426)), "JPEG", quality=90)
-    prvw = _box(b"uuid", bytes.fromhex("eaf42b5e1c984b88b9fbb7dc406e4d16") + struct.pack(">II", 0, 1)
-                + _box(b"PRVW", struct.pack(">IHHHHI", 0, 1, 640, 426, 1, len(preview)) + preview))
-    craw = (bytes(6) + struct.pack(">H", 1) + bytes(16) + struct.pack(">HH", width, height)
-            + struct.pack(">II", 0x00480000, 0x00480000) + bytes(4) + struct.pack(">H", 1) + bytes(32)
-            + struct.pack(">Hh", 24, -1))
-    stsd = struct.pack(">II", 0, 1) + _box(b"CRAW", craw)
-    trak = _box(b"trak", _box(b"mdia", _box(b"minf", _box(b"stbl", _box(b"stsd", stsd)))))
-    moov = _box(b"moov", _box(b"uuid", canon) + trak)
-    ftyp = _box(b"ftyp", b"crx " + struct.pack(">I", 1) + b"crx isom")
-    return ftyp + moov + prvw + _box(b"mdat", bytes(raw_bytes))
-
-
-def raf_bytes(width: int = 6240, height: int = 4160, raw_bytes: int = 4096) -> bytes:
-    """A Fujifilm RAF: header (magic, versions, camera name, the JPEG's and directories' offsets),
-    the embedded JPEG preview carrying the EXIF, then the RAF directory and the CFA data."""
-    from devhost import samples
-
-    exif = samples.Exif(orientation=8, make="FUJIFILM", model="X-T5", taken="2024:10:11 12:13:14",
-                        offset="+09:00", gps=(35.6585805, 139.7454329, 40.0)).block()
-    sub = exif.get_ifd(0x8769)
-    from PIL.TiffImagePlugin import IFDRational
-
-    sub[0x829A], sub[0x829D], sub[0x8827], sub[0x920A] = IFDRational(1, 250), IFDRational(28, 5), 400, IFDRational(35)
-    preview = _save(samples.noise((640, 426)), "JPEG", exif=exif, quality=90)  # ~250 KB, as cameras'
-    jpeg_offset = 0x94
-    directory_offset = jpeg_offset + len(preview)
-    entries = [(0x100, struct.pack(">HH", height + 32, width + 64)), (0x110, struct.pack(">HH", 16, 32)),
-               (0x111, struct.pack(">HH", height, width)), (0x130, b"\x01\x00\x00\x00")]
-    directory = struct.pack(">I", len(entries)) + b"".join(struct.pack(">HH", t, len(v)) + v for t, v in entries)
-    cfa_offset = directory_offset + len(directory)
-    header = (b"FUJIFILMCCD-RAW 0201FF393501" + b"X-T5".ljust(32, b"\x00") + b"0100" + bytes(20)
-              + struct.pack(">IIIIII", jpeg_offset, len(preview), directory_offset, len(directory), cfa_offset, 4096))
-    header = header.ljust(jpeg_offset, b"\x00")
-    return header + preview + directory + bytes(raw_bytes)
 
 
 def _png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:

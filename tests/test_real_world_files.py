@@ -72,7 +72,7 @@ def test_cr3_is_sized_and_described_from_canons_uuid_box():
 
 
 def test_cr3_falls_back_to_its_craw_track_and_rejects_a_cr3_without_a_size():
-    from bench.spec_files import cr3_bytes
+    from bench.spec_containers import cr3_bytes
 
     data = cr3_bytes(4000, 3000)
     ifd_sized = data.replace(b"\x00\x01\x04\x00\x01\x00\x00\x00\xa0\x0f", b"\x00\x01\x04\x00\x01\x00\x00\x00\x00\x00")
@@ -94,7 +94,7 @@ def test_mrw_is_sized_by_its_prd_segment_with_exif_from_ttw():
 
 
 def test_raf_without_a_size_is_rejected_with_the_reason():
-    from bench.spec_files import raf_bytes
+    from bench.spec_containers import raf_bytes
 
     data = bytearray(raf_bytes())
     struct.pack_into(">I", data, 0x5C, len(data) + 100)  # the directory offset past the end
