@@ -197,6 +197,8 @@ class ActivityOutcome:
     size_bytes: int | None = None
     last_modified: str | None = None
     applied: bool | None = None
+    # MakePreview's answer: {"previews": {size: name}, "warnings": [...], ...} (shared.preview_activity)
+    preview: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
