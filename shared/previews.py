@@ -32,6 +32,9 @@ OUTPUT_FORMATS: dict[str, tuple[str, str, str]] = {
 # Lanczos pass still has enough pixels to resample from (Pillow's own reducing_gap idea).
 REDUCING_GAP = 2
 _SRGB = ImageCms.createProfile("sRGB")
+# Pillow's own bomb check (warn at 89 MP, fail at 179 MP) gives way to MaxImagePixels, checked
+# against the header before any pixel is decoded, as extraction does (shared/extraction.py).
+Image.MAX_IMAGE_PIXELS = None
 # EXIF orientation -> the transpositions that make the picture upright (EXIF 2.32, tag 0x0112).
 _UPRIGHT: dict[int, tuple[Image.Transpose, ...]] = {
     2: (Image.Transpose.FLIP_LEFT_RIGHT,),
@@ -43,7 +46,7 @@ _UPRIGHT: dict[int, tuple[Image.Transpose, ...]] = {
     8: (Image.Transpose.ROTATE_90,),
 }
 # Modes without a resampler or a WebP/JPEG encoder, and what they become first.
-_WORKING_MODE = {"1": "L", "I;16": "L", "I;16L": "L", "I;16B": "L", "I;16N": "L", "La": "LA",
+_WORKING_MODE = {"1": "L", "La": "LA",
                  "RGBa": "RGBA", "RGBX": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
 
 
@@ -156,12 +159,22 @@ def _decode(im: Image.Image, largest: int, notes: list[str]) -> Image.Image:
             im.load()
             frame = im.convert("RGBA" if _has_alpha(im) else "RGB") if im.mode in ("P", "PA") else im
             frame = frame.convert(_WORKING_MODE[frame.mode]) if frame.mode in _WORKING_MODE else frame
+            frame = _eight_bit(frame)
     except DECODER_ERRORS as exc:
         raise NoPreview(f"the pixels cannot be decoded: {type(exc).__name__}: {exc}") from None
     factor = int(max(frame.size) / (largest * REDUCING_GAP))
     if factor >= 2:
         frame = frame.reduce(factor)
     return _to_srgb(frame, icc, notes)
+
+
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) grey scaled to 8 bits: Pillow's own conversion clips at 255."""
+    if not im.mode.startswith(("I", "F")):
+        return im
+    wide = im.convert("I") if im.mode != "F" else im
+    top = 65535 if im.mode.startswith("I;16") or (wide.getextrema()[1] or 0) > 255 else 255
+    return wide.point(lambda v: v * (255 / top)).convert("L")
 
 
 def _has_alpha(im: Image.Image) -> bool:
