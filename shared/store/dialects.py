@@ -30,6 +30,7 @@ from shared.store.rules import DELETE_TABLE, RULE_COLUMNS, UPSERT_TABLE, sql_cas
 
 # ODBC SQL type codes (sql.h / sqlext.h): the same numbers in pyodbc and mssql-python's ConstantsDDBC.
 SQL_CHAR = 1
+SQL_VARCHAR = 12
 SQL_DECIMAL = 3
 SQL_INTEGER = 4
 SQL_DOUBLE = 8
@@ -78,7 +79,7 @@ class Dialect:
     def select_by_keys(self, count: int) -> Statement:
         """The state of up to ``count`` rows, by BlobKey (one reconciliation page)."""
         marks = ", ".join("?" for _ in range(count))
-        return Statement(f"SELECT BlobKey, BlobName, ETag, Status, Sequencer, ExtractorVersion FROM {self.table} "
+        return Statement(f"SELECT BlobKey, BlobName, ETag, Status, Sequencer, ExtractorVersion, Previews FROM {self.table} "
                          f"WHERE BlobKey IN ({marks})", (BY_NAME["BlobKey"],) * count)
 
     def page_after_key(self) -> Statement:
@@ -116,8 +117,12 @@ class Dialect:
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
+    # BIGINT has SQLite's INTEGER affinity (8 bytes) like INTEGER, but the SQLite ODBC driver reads
+    # a column declared INTEGER as a 32-bit SQL_INTEGER and cuts larger values: a 64-bit hash
+    # or a size past 2 GiB reads back only when the column is declared BIGINT.
     types = {
-        "key": "TEXT", "text": "TEXT", "int": "INTEGER", "bigint": "INTEGER", "decimal": "REAL",
+        "key": "TEXT", "text": "TEXT", "char": "TEXT", "ascii": "TEXT", "int": "INTEGER", "bigint": "BIGINT",
+        "decimal": "REAL",
         "float": "REAL", "bool": "INTEGER", "datetime": "TEXT",
     }
 
@@ -139,7 +144,8 @@ class SQLiteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgresql"
     types = {
-        "key": "CHAR(64)", "text": "VARCHAR({n})", "int": "INTEGER", "bigint": "BIGINT",
+        "key": "CHAR(64)", "text": "VARCHAR({n})", "char": "CHAR({n})", "ascii": "VARCHAR({n})",
+        "int": "INTEGER", "bigint": "BIGINT",
         "decimal": "NUMERIC(18, 2)", "float": "DOUBLE PRECISION", "bool": "BOOLEAN",
         "datetime": "TIMESTAMP(6)",
     }
@@ -165,7 +171,8 @@ class TSqlDialect(Dialect):
     table = f"dbo.{TABLE}"
     unit = UNIT_UTF16
     types = {
-        "key": "CHAR(64)", "text": "NVARCHAR({n})", "int": "INT", "bigint": "BIGINT",
+        "key": "CHAR(64)", "text": "NVARCHAR({n})", "char": "CHAR({n})", "ascii": "VARCHAR({n})",
+        "int": "INT", "bigint": "BIGINT",
         "decimal": "DECIMAL(18, 2)", "float": "FLOAT", "bool": "BIT", "datetime": "DATETIME2(6)",
     }
 
@@ -206,8 +213,10 @@ class TSqlDialect(Dialect):
         return [self.bind_type(c) for c in statement.params]
 
     def bind_type(self, col: Column) -> tuple[int, int, int]:
-        if col.kind == "key":
+        if col.kind in ("key", "char"):
             return (SQL_CHAR, col.size, 0)
+        if col.kind == "ascii":
+            return (SQL_VARCHAR, col.size, 0)
         if col.kind == "text":
             return (SQL_WVARCHAR, col.size_in(self.unit), 0)
         return _TSQL_BIND[col.kind]
