@@ -87,16 +87,16 @@ def store_metadata(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         record = ImageRecord.from_dict(payload["record"])
         store = store_for(sql_connection_string())
-        with_previews = "previews" in payload
-        before = store.rows_by_keys([blob_key(record.container, record.blob_name)]) if with_previews else {}
+        previews_container = load_preview_settings().container
+        key = blob_key(record.container, record.blob_name)
+        before = store.rows_by_keys([key]).get(key) if previews_container else None
         result = store.upsert_outcome(record)
         if result == TIED:
             current = blob_version(storage_connection_string(), record.container, record.blob_name)
             is_current = current is not None and normalise_etag(current.etag) == record.etag
             result = store.resolve_tie(record, is_current)
-        if with_previews:
-            tidy_previews(store, record, result == APPLIED, bool(payload["previews"]),
-                          next(iter(before.values()), None))
+        if previews_container:
+            tidy_previews(store, record, result == APPLIED, before, previews_container)
         reason = "storage holds another version of the blob" if result == SUPERSEDED else None
         return ActivityOutcome(OUTCOME_OK, applied=result == APPLIED, reason=reason).to_dict()
     except Exception as exc:  # noqa: BLE001
@@ -105,29 +105,26 @@ def store_metadata(payload: dict[str, Any]) -> dict[str, Any]:
         return outcome.to_dict()
 
 
-def tidy_previews(store: Any, record: ImageRecord, applied: bool, referenced: bool,
-                  before: dict[str, Any] | None) -> None:
-    """After the write, leave in the preview container only what a row names.
+def tidy_previews(store: Any, record: ImageRecord, applied: bool, before: dict[str, Any] | None,
+                  container: str) -> None:
+    """After the write, leave in the preview container only what the blob's row names.
 
     Applied: the version the row held before is older, its previews go; this version's go too
     when the row names none (a rejected or failed row). Not applied: this version's previews go
-    unless the stored row is this same version (a duplicate run's row that was kept). Only named
-    versions are deleted: a newer version's previews may already be uploaded for a row not yet
-    written."""
-    container = load_preview_settings().container
-    if not container:
-        return
-    target = storage_connection_string()
+    unless the stored row names them (a duplicate run's row that was kept). Only named versions
+    are deleted, never "all but this one": a newer version's previews may already be uploaded
+    for a row not yet written."""
     doomed: set[str] = set()
     if applied:
         if before and normalise_etag(before.get("ETag")) != record.etag:
             doomed.add(normalise_etag(before.get("ETag")))
-        if not referenced:
+        if not record.preview.previews:
             doomed.add(record.etag)
     else:
-        now = store.rows_by_keys([blob_key(record.container, record.blob_name)])
-        row = next(iter(now.values()), None)
-        if row is None or normalise_etag(row.get("ETag")) != record.etag or row.get("Status") == STATUS_DELETED:
+        key = blob_key(record.container, record.blob_name)
+        row = store.rows_by_keys([key]).get(key)
+        if (row is None or normalise_etag(row.get("ETag")) != record.etag or row.get("Status") == STATUS_DELETED
+                or not row.get("Previews")):
             doomed.add(record.etag)
     if doomed:
-        delete_previews(target, container, record.blob_name, etags=doomed)
+        delete_previews(storage_connection_string(), container, record.blob_name, etags=doomed)

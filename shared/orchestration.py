@@ -33,6 +33,7 @@ from shared.models import (
     ActivityOutcome,
     BlobRef,
     ImageMetadata,
+    ImagePreview,
     ImageRecord,
 )
 from shared.settings import DEFAULT_RETRY_DELAYS, EXTRACT_ACTIVITY, PREVIEW_ACTIVITY, STORE_ACTIVITY
@@ -93,13 +94,15 @@ def call_all_with_retry(
     return results
 
 
-def preview_fields(outcome: ActivityOutcome | None, attempts: int) -> tuple[dict[str, str] | None, list[str]]:
-    """The row's preview names and the warnings to add to its MetadataWarnings."""
+def preview_fields(outcome: ActivityOutcome | None, attempts: int) -> tuple[ImagePreview | None, list[str]]:
+    """What the row takes from MakePreview (names, hashes, digests) and the warnings to add to
+    its MetadataWarnings: a preview that failed for good never holds the row up."""
     if outcome is None:
         return None, []
     if outcome.outcome == OUTCOME_OK:
-        preview = outcome.preview or {}
-        return preview.get("previews") or None, list(preview.get("warnings") or [])
+        preview = dict(outcome.preview or {})
+        warnings = list(preview.pop("warnings", None) or [])
+        return ImagePreview.from_dict(preview), warnings
     if outcome.outcome == OUTCOME_SUPERSEDED:
         return None, []
     return None, [f"preview: MakePreview {outcome.outcome} after {attempts} attempt(s): {outcome.reason}"]
@@ -147,7 +150,7 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         previews, preview_warnings = None, []
 
     if extracted.outcome == OUTCOME_SUPERSEDED:
-        if previews:  # made before the version went away, and no row will name them
+        if previews and previews.previews:  # made before the version went away; no row will name them
             yield from call_with_retry(context, PREVIEW_ACTIVITY, {**payload, "discard": True}, delays)
         context.set_custom_status({"stage": "superseded", "blob": blob.name,
                                    "status": OUTCOME_SUPERSEDED, "reason": extracted.reason})
@@ -164,7 +167,7 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         metadata = ImageMetadata.from_dict(extracted.metadata or {})
         if preview_warnings:
             metadata.warnings = [*(metadata.warnings or []), *preview_warnings]
-        row = record(STATUS_PROCESSED, metadata=metadata, size_bytes=extracted.size_bytes)
+        row = record(STATUS_PROCESSED, metadata=metadata, size_bytes=extracted.size_bytes, preview=previews)
     elif extracted.outcome == OUTCOME_REJECTED:
         status, error = STATUS_REJECTED, extracted.reason
         row = record(STATUS_REJECTED, error=extracted.reason, size_bytes=extracted.size_bytes)
@@ -174,8 +177,6 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         row = record(STATUS_FAILED, error=error)
 
     context.set_custom_status({"stage": "storing", "blob": blob.name, "status": status})
-    if data.get("previews"):
-        row["previews"] = previews if status == STATUS_PROCESSED else None
     stored, store_attempts = yield from call_with_retry(context, STORE_ACTIVITY, row, delays)
 
     if status == STATUS_FAILED:

@@ -73,16 +73,16 @@ def test_both_activities_are_scheduled_in_one_episode_and_the_row_carries_both(o
     status = run(orchestrators, script)
     assert status["runtimeStatus"] == "Completed", status["output"]
     assert scheduled_per_episode(status) == [["ExtractMetadata", "MakePreview"], ["StoreMetadata"]]
-    payload = stored(script)
-    assert payload["previews"] == {"256": "holiday/eiffel.jpg/0x8DC/256.webp"}
-    assert payload["record"]["metadata"]["format"] == "JPEG"
+    record = stored(script)["record"]
+    assert record["preview"]["previews"] == {"256": "holiday/eiffel.jpg/0x8DC/256.webp"}
+    assert record["metadata"]["format"] == "JPEG" and record["metadata"]["warnings"] == ["x"]
 
 
 def test_without_previews_in_the_input_only_extract_and_store_run(orchestrators):
     script = Script(ExtractMetadata=[OK_EXTRACT], MakePreview=[OK_PREVIEW])
     status = run(orchestrators, script, previews=False)
     assert scheduled_per_episode(status) == [["ExtractMetadata"], ["StoreMetadata"]]
-    assert "previews" not in stored(script)
+    assert stored(script)["record"]["preview"]["previews"] is None
 
 
 def test_a_transient_preview_is_retried_alone_on_a_timer(orchestrators):
@@ -91,7 +91,7 @@ def test_a_transient_preview_is_retried_alone_on_a_timer(orchestrators):
     assert scheduled_per_episode(status) == [["ExtractMetadata", "MakePreview"], ["MakePreview"],
                                              ["StoreMetadata"]]
     assert [e["EventType"] for e in status["historyEvents"]].count(p.TIMER_CREATED) == 1
-    assert stored(script)["previews"] == OK_PREVIEW["preview"]["previews"]
+    assert stored(script)["record"]["preview"]["previews"] == OK_PREVIEW["preview"]["previews"]
 
 
 def test_a_crashed_preview_fails_the_when_all_but_the_row_is_written_with_the_reason(orchestrators):
@@ -100,7 +100,7 @@ def test_a_crashed_preview_fails_the_when_all_but_the_row_is_written_with_the_re
     status = run(orchestrators, script)
     assert status["runtimeStatus"] == "Completed", status["output"]
     payload = stored(script)
-    assert payload["previews"] is None
+    assert payload["record"]["preview"]["previews"] is None
     assert payload["record"]["status"] == "processed"
     warnings = payload["record"]["metadata"]["warnings"]
     assert warnings[0] == "x" and "MakePreview transient after 3 attempt(s)" in warnings[1]
@@ -114,7 +114,7 @@ def test_a_permanent_preview_failure_never_blocks_the_metadata_row(orchestrators
     status = run(orchestrators, script)
     assert status["runtimeStatus"] == "Completed"
     payload = stored(script)
-    assert payload["previews"] is None
+    assert payload["record"]["preview"]["previews"] is None
     assert payload["record"]["metadata"]["warnings"] == ["x", "preview: the pixels cannot be decoded"]
 
 
@@ -133,4 +133,4 @@ def test_a_rejected_image_row_names_no_previews(orchestrators):
     script = Script(ExtractMetadata=[rejected], MakePreview=[OK_PREVIEW])
     run(orchestrators, script)
     payload = stored(script)
-    assert payload["record"]["status"] == "rejected" and payload["previews"] is None
+    assert payload["record"]["status"] == "rejected" and payload["record"]["preview"]["previews"] is None

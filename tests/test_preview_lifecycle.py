@@ -21,11 +21,12 @@ from devhost.eventgrid import Sequencer, blob_created_event, blob_deleted_event
 from shared import preview_activity
 from shared.activities import store_metadata
 from shared.blob_access import service_client, upload_bytes
-from shared.models import BlobRef, ImageMetadata, ImageRecord
+from shared.models import BlobRef, ImageMetadata, ImagePreview, ImageRecord
 from shared.orchestration import orchestration_input
 from shared.preview_blobs import all_preview_names, delete_previews, preview_key, preview_name, upload_preview
 from shared.settings import DEFAULT_PREVIEW_CONTAINER, INPUT_CONTAINER
 from shared.store import SqlStore
+from shared.store.store import previews_of
 from tests.durable import DELAYS, counting_client
 from tests.test_events import Scenario
 
@@ -48,11 +49,11 @@ def mine(scenario: Scenario, prefix: str) -> set[str]:
 
 
 def expected(scenario: Scenario, prefix: str) -> set[str]:
-    """The previews a processed row of each live blob under ``prefix`` must have."""
-    names = set()
+    """The previews the rows of blobs under ``prefix`` name (the Previews column)."""
+    names: set[str] = set()
     for row in SqlStore(scenario.sql).rows():
-        if row["BlobName"].startswith(prefix) and row["Status"] == "processed":
-            names |= {preview_name(row["BlobName"], row["ETag"], s, "webp") for s in (256, 1024)}
+        if row["BlobName"].startswith(prefix):
+            names |= set((previews_of(row["Previews"]) or {}).values())
     return names
 
 
@@ -85,7 +86,8 @@ def test_upload_makes_previews_the_row_names_and_the_previews_are_clean(scenario
     ref = upload_bytes(scenario.storage, INPUT_CONTAINER, "life/one.jpg", jpeg(2000))
     status = run(scenario, ref, "one")
     assert status["output"]["status"] == "processed"
-    assert mine(scenario, "life/one.jpg/") == expected(scenario, "life/one.jpg") != set()
+    assert mine(scenario, "life/one.jpg/") == expected(scenario, "life/one.jpg") == {
+        preview_name(ref.name, ref.etag, size, "webp") for size in (256, 1024)}
     blob = service_client(scenario.storage).get_blob_client(PREVIEWS, preview_name(ref.name, ref.etag, 256, "webp"))
     props = blob.get_blob_properties()
     assert props.content_settings.content_type == "image/webp"
@@ -118,8 +120,8 @@ def test_a_run_whose_write_is_not_applied_deletes_its_own_previews(scenario):
     for preview in slow.values():
         upload_preview(scenario.storage, PREVIEWS, preview, b"RIFF", "image/webp")
     record = ImageRecord.for_blob(replace(v1, last_modified="2000-01-01T00:00:00+00:00"), "processed",
-                                  metadata=ImageMetadata(format="JPEG"))
-    out = store_metadata({"record": record.to_dict(), "previews": slow})
+                                  metadata=ImageMetadata(format="JPEG"), preview=ImagePreview(previews=slow))
+    out = store_metadata({"record": record.to_dict()})
     assert out == {"outcome": "ok", "applied": False, "reason": out.get("reason")} or out["applied"] is False
     assert mine(scenario, name + "/") == expected(scenario, name)
     assert all(v2.etag in n for n in mine(scenario, name + "/"))
