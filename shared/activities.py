@@ -109,18 +109,17 @@ def tidy_previews(store: Any, record: ImageRecord, applied: bool, before: dict[s
                   container: str) -> None:
     """After the write, leave in the preview container only what the blob's row names.
 
-    Applied: the version the row held before is older, its previews go; this version's go too
-    when the row names none (a rejected or failed row). Not applied: this version's previews go
-    unless the stored row names them (a duplicate run's row that was kept). Only named versions
-    are deleted, never "all but this one": a newer version's previews may already be uploaded
-    for a row not yet written."""
+    Applied: the version the row held before is older; its previews go. Not applied: this
+    version's previews go unless the stored row names them (a duplicate run's row was kept).
+    Only named versions are deleted, never "all but this one": a newer version's previews may
+    already be uploaded for a row not yet written. (Previews of a run whose row names none, a
+    rejected or failed row, are discarded by the orchestrator through MakePreview.) Storage is
+    only called when a row named previews."""
     doomed: set[str] = set()
     if applied:
-        if before and normalise_etag(before.get("ETag")) != record.etag:
+        if before and before.get("Previews") and normalise_etag(before.get("ETag")) != record.etag:
             doomed.add(normalise_etag(before.get("ETag")))
-        if not record.preview.previews:
-            doomed.add(record.etag)
-    else:
+    elif record.preview.previews:
         key = blob_key(record.container, record.blob_name)
         row = store.rows_by_keys([key]).get(key)
         if (row is None or normalise_etag(row.get("ETag")) != record.etag or row.get("Status") == STATUS_DELETED

@@ -148,10 +148,15 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     else:
         extracted, extract_attempts = yield from call_with_retry(context, EXTRACT_ACTIVITY, payload, delays)
         previews, preview_warnings = None, []
+    made = bool(previews and previews.previews)
+
+    def discard_previews() -> Generator[Any, Any, tuple[ActivityOutcome, int]]:
+        """Previews were made but no row will name them: MakePreview deletes them again."""
+        return call_with_retry(context, PREVIEW_ACTIVITY, {**payload, "discard": True}, delays)
 
     if extracted.outcome == OUTCOME_SUPERSEDED:
-        if previews and previews.previews:  # made before the version went away; no row will name them
-            yield from call_with_retry(context, PREVIEW_ACTIVITY, {**payload, "discard": True}, delays)
+        if made:
+            yield from discard_previews()
         context.set_custom_status({"stage": "superseded", "blob": blob.name,
                                    "status": OUTCOME_SUPERSEDED, "reason": extracted.reason})
         ended("ImageOrchestrator %s: superseded, no row written (%s)", blob.name, extracted.reason)
@@ -176,6 +181,8 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         error = f"extraction failed after {extract_attempts} attempt(s): {extracted.reason}"
         row = record(STATUS_FAILED, error=error)
 
+    if made and status != STATUS_PROCESSED:
+        yield from discard_previews()
     context.set_custom_status({"stage": "storing", "blob": blob.name, "status": status})
     stored, store_attempts = yield from call_with_retry(context, STORE_ACTIVITY, row, delays)
 
@@ -189,6 +196,8 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         context.set_custom_status({"stage": "recording failure", "blob": blob.name, "error": error})
         failed_row, _ = yield from call_with_retry(
             context, STORE_ACTIVITY, record(STATUS_FAILED, error=error), delays)
+        if made:
+            yield from discard_previews()
         context.set_custom_status({"stage": "failed", "blob": blob.name, "error": error,
                                    "failedRowRecorded": failed_row.outcome == OUTCOME_OK})
         ended("ImageOrchestrator %s: failed (%s)", blob.name, error)

@@ -128,9 +128,19 @@ def test_a_superseded_extraction_discards_the_previews_made_beside_it(orchestrat
     assert not [n for n, _ in script.calls if n == "StoreMetadata"]
 
 
-def test_a_rejected_image_row_names_no_previews(orchestrators):
+def test_a_rejected_image_row_names_no_previews_and_those_made_are_discarded(orchestrators):
     rejected = {"outcome": "rejected", "reason": "not a supported image"}
-    script = Script(ExtractMetadata=[rejected], MakePreview=[OK_PREVIEW])
+    script = Script(ExtractMetadata=[rejected], MakePreview=[OK_PREVIEW, {"outcome": "ok", "preview": {}}])
     run(orchestrators, script)
     payload = stored(script)
     assert payload["record"]["status"] == "rejected" and payload["record"]["preview"]["previews"] is None
+    assert [n for n, c in script.calls if n == "MakePreview" and c.get("discard")] == ["MakePreview"]
+
+
+def test_a_row_that_cannot_be_stored_ends_failed_and_its_previews_are_discarded(orchestrators):
+    script = Script(ExtractMetadata=[OK_EXTRACT], MakePreview=[OK_PREVIEW, {"outcome": "ok", "preview": {}}],
+                    StoreMetadata=[{"outcome": "permanent", "reason": "bad row"}, OK_STORE])
+    status = run(orchestrators, script)
+    assert status["runtimeStatus"] == "Failed"
+    assert [c["record"]["status"] for n, c in script.calls if n == "StoreMetadata"] == ["processed", "failed"]
+    assert script.calls[-1][0] == "MakePreview" and script.calls[-1][1]["discard"] is True
