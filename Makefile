@@ -11,7 +11,7 @@ help:
 	@echo "make show [FORMAT=table|json|csv] - print the ImageMetadata table"
 	@echo "make migrate - run the schema migrations against SqlConnectionString (needs DDL rights)"
 	@echo "make status [FORMAT=table|json] - counts, top failure reasons, backlog, latency, reconciliation"
-	@echo "make bench   - extraction benchmark against exiftool and ImageMagick"
+	@echo "make bench   - extraction (against exiftool, ImageMagick) and preview (against libvips, ImageMagick) benchmarks"
 	@echo "make lint    - ruff"
 
 setup:
@@ -49,5 +49,6 @@ migrate: setup
 
 bench: setup-test
 	$(PY) -m bench.extraction
+	$(PY) -m bench.previews
 
 .PHONY: help setup setup-test demo run azurite upload show migrate status test lint bench

@@ -190,6 +190,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_previews(rows: list[dict[str, Any]], values: dict[str, str]) -> None:
+    """Where each row's previews are: their URLs in the preview container (Azurite locally)."""
+    from urllib.parse import quote
+
+    from shared.blob_access import service_client
+    from shared.settings import load_preview_settings
+    from shared.store.store import previews_of
+
+    container = load_preview_settings(values).container
+    if not container:
+        print("previews: off (PreviewContainer is empty)")
+        return
+    base = service_client(values["AzureWebJobsStorage"]).url.rstrip("/")
+    named = [(r["BlobName"], previews_of(r.get("Previews"))) for r in rows]
+    print(f"previews in '{container}' ({sum(1 for _, p in named if p)} of {len(rows)} rows have them):")
+    for name, previews in sorted(named):
+        if not previews:
+            continue
+        for size, blob in sorted(previews.items(), key=lambda item: int(item[0])):
+            print(f"  {name[:40]:40} {size:>5}px  {base}/{container}/{quote(blob)}")
+
+
 async def _demo(values: dict[str, str], timeout: float) -> int:
     from devhost.samples import demo_images
 
@@ -218,6 +240,7 @@ async def _demo(values: dict[str, str], timeout: float) -> int:
         print(f"all {len(rows)} uploads indexed in ImageMetadata "
               f"({sum(r['Status'] == 'processed' for r in rows)} processed, "
               f"{sum(r['Status'] == 'rejected' for r in rows)} rejected)")
+        _print_previews(rows, values)
         return 0
     finally:
         host.stop()
