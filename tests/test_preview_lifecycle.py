@@ -28,6 +28,7 @@ from shared.settings import DEFAULT_PREVIEW_CONTAINER, INPUT_CONTAINER
 from shared.store import SqlStore
 from shared.store.store import previews_of
 from tests.durable import DELAYS, counting_client
+from tests.test_e2e_previews import mismatch
 from tests.test_events import Scenario
 
 PREVIEWS = DEFAULT_PREVIEW_CONTAINER
@@ -136,6 +137,8 @@ def test_negative_control_without_tidying_the_superseded_previews_stay(scenario,
     v2 = upload_bytes(scenario.storage, INPUT_CONTAINER, name, jpeg(800))
     run(scenario, v2, "v2")
     assert mine(scenario, name + "/") != expected(scenario, name)
+    orphans, missing = mismatch(scenario.storage, scenario.sql, name)  # the chaos test's check, too
+    assert orphans and all(v1.etag in n for n in orphans) and not missing
 
 
 def test_delete_event_removes_the_previews_and_reupload_brings_new_ones(scenario):
