@@ -167,7 +167,7 @@ def declared_types() -> dict[str, str]:
     """Column -> its T-SQL type, from the CREATE TABLE statement the migration runs."""
     found = dict(re.findall(r"^\s+(\w+) ((?:N?VAR)?CHAR\(\d+\)|INT|BIGINT|DECIMAL\(18, 2\)|FLOAT|BIT|DATETIME2\(6\))",
                             ddl.tsql_create_table(), re.M))
-    return {k: v for k, v in found.items() if k != "Id"}
+    return found
 
 
 def expected_binding(type_text: str) -> tuple[int, int, int]:

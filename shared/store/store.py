@@ -268,6 +268,16 @@ class SqlStore:
 
         return self._run(read)
 
+    def fetch(self, statement: Statement, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Run one read with its parameters bound as the statement's columns (shared.duplicates)."""
+        self.ensure_schema()
+
+        def read(cursor: Any) -> list[tuple[Any, ...]]:
+            self._execute(cursor, statement, params)
+            return [tuple(r) for r in cursor.fetchall()]
+
+        return self._run(read)
+
     def rows(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Read rows as dicts keyed by the column names (for tools and tests)."""
         self.ensure_schema()
