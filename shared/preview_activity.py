@@ -1,4 +1,6 @@
-"""MakePreview's body: read the blob version whole, render its previews, upload them.
+"""MakePreview's body: read the blob version whole, render its previews, upload them, and
+compute from the same read what the duplicate queries need (content digests of the bytes,
+ThumbHash and perceptual hash of the pixels).
 
 Classified like every activity: a storage fault is transient (the orchestrator retries it on
 its durable schedule); a picture that cannot be previewed (pixels that do not decode, a bomb,
@@ -17,6 +19,7 @@ from typing import Any
 
 from shared.activities import failure_outcome
 from shared.blob_access import BlobGone, BlobReader, blob_version
+from shared.image_hashes import ContentDigests, md5_hex_from_storage, perceptual_hash, thumb_hash
 from shared.models import OUTCOME_OK, OUTCOME_SUPERSEDED, ActivityOutcome, BlobRef, normalise_etag
 from shared.preview_blobs import delete_previews, preview_name, upload_preview
 from shared.previews import NoPreview, PreviewOptions, render_previews
@@ -25,9 +28,21 @@ from shared.settings import PreviewSettings, load_limits, load_preview_settings,
 log = logging.getLogger(__name__)
 
 
-def _no_preview(reason: str) -> dict[str, Any]:
+def _digests(data: bytes | None, stored_md5: bytes | None) -> dict[str, str | None]:
+    """Content digests of the whole blob: MD5 from storage where it holds one (single-shot
+    uploads), else computed; SHA-256 always (the bytes are read anyway)."""
+    if data is None:
+        return {"content_md5": md5_hex_from_storage(stored_md5), "content_sha256": None}
+    digests = ContentDigests()
+    digests.update(data)
+    return {"content_md5": md5_hex_from_storage(stored_md5) or digests.md5_hex,
+            "content_sha256": digests.sha256_hex}
+
+
+def _no_preview(reason: str, digests: dict[str, str | None]) -> dict[str, Any]:
     log.info("MakePreview: no preview: %s", reason)
-    return ActivityOutcome(OUTCOME_OK, preview={"previews": None, "warnings": [f"preview: {reason}"]}).to_dict()
+    return ActivityOutcome(OUTCOME_OK, preview={"previews": None, **digests,
+                                                "warnings": [f"preview: {reason}"]}).to_dict()
 
 
 def make_preview(payload: dict[str, Any], settings: PreviewSettings | None = None) -> dict[str, Any]:
@@ -42,12 +57,14 @@ def make_preview(payload: dict[str, Any], settings: PreviewSettings | None = Non
             return ActivityOutcome(OUTCOME_OK, preview={"previews": None, "deleted": deleted}).to_dict()
         whole = BlobReader(target, blob).head(settings.max_bytes + 1)
         if whole.size > settings.max_bytes:
-            return _no_preview(f"the blob is {whole.size:,} bytes, over PreviewMaxBytes={settings.max_bytes:,}")
+            return _no_preview(f"the blob is {whole.size:,} bytes, over PreviewMaxBytes={settings.max_bytes:,}",
+                               _digests(None, whole.content_md5))
+        digests = _digests(whole.data, whole.content_md5)
         options = PreviewOptions(settings.sizes, settings.output, settings.quality, load_limits().max_pixels)
         try:
             rendering = render_previews(whole.data, options)
         except NoPreview as exc:
-            return _no_preview(str(exc))
+            return _no_preview(str(exc), digests)
         names: dict[str, str] = {}
         for preview in rendering.previews:
             name = preview_name(blob.name, blob.etag, preview.size, preview.extension)
@@ -58,7 +75,9 @@ def make_preview(payload: dict[str, Any], settings: PreviewSettings | None = Non
             delete_previews(target, settings.container, blob.name, etags={blob.etag})
             raise BlobGone("blob was overwritten or deleted while its previews were made")
         return ActivityOutcome(OUTCOME_OK, preview={
-            "previews": names, "warnings": rendering.warnings,
+            "previews": names, "warnings": rendering.warnings, **digests,
+            # From the smallest preview's pixels: upright, sRGB, as the image is seen.
+            "thumb_hash": thumb_hash(rendering.small), "perceptual_hash": perceptual_hash(rendering.small),
             "sources": sorted({p.source for p in rendering.previews})}).to_dict()
     except BlobGone as exc:
         log.info("MakePreview superseded: %s", exc)

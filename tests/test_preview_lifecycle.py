@@ -8,6 +8,7 @@ rows name (none orphaned, none missing)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 from dataclasses import replace
@@ -21,9 +22,11 @@ from devhost.eventgrid import Sequencer, blob_created_event, blob_deleted_event
 from shared import preview_activity
 from shared.activities import store_metadata
 from shared.blob_access import service_client, upload_bytes
+from shared.image_hashes import perceptual_hash, thumb_hash
 from shared.models import BlobRef, ImageMetadata, ImagePreview, ImageRecord
 from shared.orchestration import orchestration_input
 from shared.preview_blobs import all_preview_names, delete_previews, preview_key, preview_name, upload_preview
+from shared.previews import PreviewOptions, render_previews
 from shared.settings import DEFAULT_PREVIEW_CONTAINER, INPUT_CONTAINER
 from shared.store import SqlStore
 from shared.store.store import previews_of
@@ -95,6 +98,13 @@ def test_upload_makes_previews_the_row_names_and_the_previews_are_clean(scenario
     assert "immutable" in props.content_settings.cache_control
     preview = Image.open(io.BytesIO(blob.download_blob().readall()))
     assert preview.size == (256, 192) and not preview.getexif()
+    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == "life/one.jpg"]
+    data = jpeg(2000)
+    assert row["ContentSHA256"] == hashlib.sha256(data).hexdigest()
+    assert row["ContentMD5"] == hashlib.md5(data).hexdigest()
+    small = render_previews(data, PreviewOptions()).small  # the pixels the hashes are taken from
+    assert row["ThumbHash"] == thumb_hash(small) != thumb_hash(Image.new("RGB", (256, 192), (0, 0, 255)))
+    assert row["PerceptualHash"] == perceptual_hash(small)
 
 
 def test_overwrite_replaces_the_previews_and_a_late_old_run_leaves_none(scenario):
@@ -176,6 +186,8 @@ def test_undecodable_pixels_still_get_their_row_with_the_reason(scenario):
     assert status["output"]["status"] == row["Status"] == "processed"
     assert "preview: the pixels cannot be decoded" in row["MetadataWarnings"]
     assert mine(scenario, "life/broken.jpg/") == set()
+    assert row["Previews"] is None and row["ThumbHash"] is None and row["PerceptualHash"] is None
+    assert row["ContentSHA256"] == hashlib.sha256(good[: len(good) // 3]).hexdigest()  # bytes were read
 
 
 def test_a_bomb_gets_its_row_and_no_preview(scenario):
