@@ -106,14 +106,14 @@ def render_previews(data: bytes, options: PreviewOptions) -> Rendering:
         working = _decode(im, largest, warnings_out)
         working = _upright(working, orientation)
         for size in sorted(options.sizes, reverse=True):
+            working = _fit(working, size)  # each size from the one above it: one resize per size
             base, how = working, source
             if thumb is not None and size in small_sizes:
                 usable = _thumbnail_base(thumb, size, working.size, orientation, warnings_out)
                 if usable is not None:
-                    base, how = usable, "exif-thumbnail"
-            previews.append(_encode(_fit(base, size), size, how, options))
-            working = _fit(working, size)
-        small = _fit(working, min(options.sizes))
+                    base, how = _fit(usable, size), "exif-thumbnail"
+            previews.append(_encode(base, size, how, options))
+        small = working
     finally:
         im.close()
     return Rendering(previews=sorted(previews, key=lambda p: p.size), small=small, warnings=warnings_out)
