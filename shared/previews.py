@@ -113,7 +113,7 @@ def render_previews(data: bytes, options: PreviewOptions) -> Rendering:
                 if usable is not None:
                     base, how = _fit(usable, size), "exif-thumbnail"
             previews.append(_encode(base, size, how, options))
-        small = working
+        small = working.copy() if working is im else working  # ``im`` is closed below
     finally:
         im.close()
     return Rendering(previews=sorted(previews, key=lambda p: p.size), small=small, warnings=warnings_out)

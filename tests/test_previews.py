@@ -274,6 +274,13 @@ def test_corrupt_pixels_are_a_reason_not_a_crash():
     assert len(render_previews(good, OPTIONS).previews) == 2  # the whole file renders
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP", "TIFF"])
+def test_a_picture_smaller_than_every_size_keeps_its_pixels_after_the_source_closes(fmt):
+    rendering = render_previews(samples.encode(Image.new("RGB", (50, 40), GREEN), fmt), OPTIONS)
+    assert [(p.width, p.height) for p in rendering.previews] == [(50, 40), (50, 40)]
+    assert near(rendering.small.getpixel((25, 20)), GREEN, 12)  # raised "Operation on closed image"
+
+
 def test_text_named_jpg_is_not_previewed():
     with pytest.raises(NoPreview, match="cannot be opened"):
         render_previews(b"hello, this is text", OPTIONS)
