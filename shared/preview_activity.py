@@ -66,10 +66,14 @@ def make_preview(payload: dict[str, Any], settings: PreviewSettings | None = Non
         except NoPreview as exc:
             return _no_preview(str(exc), digests)
         names: dict[str, str] = {}
-        for preview in rendering.previews:
+        written: dict[bytes, str] = {}
+        for preview in rendering.previews:  # smallest first
+            if preview.data in written:  # a picture smaller than both sizes: one blob serves both
+                names[str(preview.size)] = written[preview.data]
+                continue
             name = preview_name(blob.name, blob.etag, preview.size, preview.extension)
             upload_preview(target, settings.container, name, preview.data, preview.content_type)
-            names[str(preview.size)] = name
+            names[str(preview.size)] = written[preview.data] = name
         current = blob_version(target, blob.container, blob.name)
         if current is None or normalise_etag(current.etag) != blob.etag:
             delete_previews(target, settings.container, blob.name, etags={blob.etag})

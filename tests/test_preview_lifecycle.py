@@ -198,6 +198,16 @@ def test_a_bomb_gets_its_row_and_no_preview(scenario):
     assert mine(scenario, "life/bomb.png/") == set()
 
 
+def test_a_picture_smaller_than_both_sizes_is_uploaded_once(scenario):
+    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, "life/icon.png",
+                       samples.encode(Image.new("RGB", (40, 30), (9, 9, 9)), "PNG"))
+    run(scenario, ref, "icon")
+    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == "life/icon.png"]
+    name = preview_name(ref.name, ref.etag, 256, "webp")
+    assert previews_of(row["Previews"]) == {"256": name, "1024": name}
+    assert mine(scenario, "life/icon.png/") == {name}
+
+
 def test_previews_off_writes_none(scenario, monkeypatch):
     monkeypatch.setenv("PreviewContainer", "")
     ref = upload_bytes(scenario.storage, INPUT_CONTAINER, "life/off.jpg", jpeg(500))
