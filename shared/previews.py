@@ -5,7 +5,7 @@ decompression-bomb limit (``MaxImagePixels``) from the header, a JPEG is decoded
 scale (libjpeg's DCT scaling through ``Image.draft``), every image is shrunk by an integer factor
 (``Image.reduce``, a box filter over whole blocks) to about twice the largest preview before the
 Lanczos resampling, and an embedded preview (the EXIF thumbnail, a raw photo's JPEG) is used
-instead of the full picture where it is large enough.
+instead of the full picture where it is large enough (a HEIC's thumbnail item too).
 
 Colour goes to sRGB through the embedded ICC profile with LittleCMS (``PIL.ImageCms``), so a
 CMYK, Adobe RGB or Display P3 picture looks as its author saw it; a preview carries no EXIF, XMP,
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from PIL import Image, ImageCms
 
 from shared.image_open import DECODER_ERRORS, PILLOW_FORMATS, sniff
-from shared.raw_previews import embedded_raw_picture, exif_thumbnail
+from shared.raw_previews import embedded_raw_picture, exif_thumbnail, heif_thumbnail
 
 # What each preview format is saved as: Pillow format, extension, content type, options.
 OUTPUT_FORMATS: dict[str, tuple[str, str, str]] = {
@@ -87,7 +87,10 @@ def render_previews(data: bytes, options: PreviewOptions) -> Rendering:
     """Every preview of ``options.sizes`` for the image in ``data``; raises NoPreview."""
     warnings_out: list[str] = []
     source, orientation, im = "picture", None, None
-    if sniff(data[:32]) in ("TIFF", "RAF", "CR3", "MRW"):
+    kind = sniff(data[:32])
+    if kind == "HEIF" and (thumbnail := heif_thumbnail(data, max(options.sizes))) is not None:
+        im, orientation, source = thumbnail, 1, "embedded-picture"  # the full picture is not decoded
+    elif kind in ("TIFF", "RAF", "CR3", "MRW"):
         try:
             embedded = embedded_raw_picture(data)
         except ValueError as exc:

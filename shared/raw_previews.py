@@ -6,6 +6,8 @@ CR2, ARW, ...) hold it as a directory: a JPEG by JPEGInterchangeFormat (0x0201/0
 JPEG-compressed strip (Compression 6 or 7), or uncompressed 8-bit RGB strips (DNG's preview
 IFD); the largest is taken. A Fujifilm RAF names its JPEG's offset and length at 0x54. The
 orientation is the raw's IFD0 Orientation (the embedded picture is stored as the sensor saw it).
+A HEIC's thumbnail items (``thmb``, iPhones write a 320 px one) are decoded by libheif with
+their own rotation applied, so they arrive upright.
 """
 
 from __future__ import annotations
@@ -100,6 +102,22 @@ def _raf_picture(data: bytes) -> tuple[Image.Image, int]:
         raise ValueError("RAF without a readable embedded JPEG")
     value = picture.getexif().get(TAG_ORIENTATION, 1)
     return picture, value if isinstance(value, int) and value in range(1, 9) else 1
+
+
+def heif_thumbnail(data: bytes, long_edge: int) -> Image.Image | None:
+    """The smallest HEIF thumbnail whose long edge covers ``long_edge`` (decoded, upright), or None."""
+    try:
+        import pillow_heif
+
+        heif = pillow_heif.open_heif(io.BytesIO(data))
+        primary = heif[heif.primary_index]
+        sizes = list(primary.info.get("thumbnails") or [])
+        usable = sorted((s, i) for i, s in enumerate(sizes) if isinstance(s, int) and s >= long_edge)
+        if not usable:
+            return None
+        return primary.get_thumbnail(usable[0][1]).to_pillow()
+    except (ImportError, ValueError, RuntimeError, IndexError, OSError):
+        return None
 
 
 def exif_thumbnail(exif: bytes | None) -> bytes | None:

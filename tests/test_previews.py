@@ -183,6 +183,15 @@ def test_the_first_frame_of_an_animation(fmt):
     assert not near(last.convert("RGB").getpixel((60, 40)), RED, 12)  # frames differ: the check means something
 
 
+def test_a_heic_thumbnail_large_enough_replaces_the_full_decode_and_is_upright():
+    data = _heif(marked((2000, 1000)), "HEIF", 6, True, thumbnails=[300])
+    small = render_previews(data, PreviewOptions(sizes=(128, 256)))
+    assert {p.source for p in small.previews} == {"embedded-picture"}
+    assert big(small).size == (128, 256) and red_corner(big(small)) == "top-right"
+    large = render_previews(data, PreviewOptions(sizes=(128, 512)))  # 300 px does not cover 512
+    assert {p.source for p in large.previews} == {"picture"} and red_corner(big(large)) == "top-right"
+
+
 def test_heic_is_previewed():
     data = _heif(Image.new("RGB", (600, 400), GREEN), "HEIF", None, True)
     rendering = render_previews(data, OPTIONS)
