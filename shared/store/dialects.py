@@ -3,9 +3,10 @@ decision tables; schema changes live in shared.store.migrations.
 
 Every statement is parameterised with ``?`` markers (both drivers, every engine); identifiers
 come only from the column table, never from data. Each statement comes with the columns its
-parameters stand for, from which T-SQL binds explicit input types (``input_sizes``): the key as
-CHAR(64) and text as NVARCHAR(n) in the column's own size, so no parameter has a type above its
-column's in SQL Server's data type precedence and the column is never converted (docs/azure-sql.md).
+parameters stand for, from which T-SQL binds explicit input types (``input_sizes``): the key and
+the hex digests as CHAR(n), ASCII codes as VARCHAR(n) and text as NVARCHAR(n), each in the
+column's own size, so no parameter has a type above its column's in SQL Server's data type
+precedence and the column is never converted (docs/azure-sql.md, docs/duplicates.md).
 """
 
 from __future__ import annotations
