@@ -229,3 +229,12 @@ def test_azurite_holds_content_md5_for_a_single_shot_upload_not_for_a_block_list
     blocks.commit_block_list(ids)
     assert md5_hex_from_storage(blocks.get_blob_properties().content_settings.content_md5) is None
     assert blocks.download_blob().readall() == data
+
+
+def test_an_image_mode_without_a_conversion_gets_a_clear_error():
+    lab = scenes.scene((40, 30), seed=1).convert("LAB")
+    with pytest.raises(ValueError, match="mode LAB: convert it to RGB"):
+        perceptual_hash(lab)
+    premultiplied = Image.new("La", (8, 8))
+    with pytest.raises(ValueError, match="mode La"):
+        thumb_hash(premultiplied)
