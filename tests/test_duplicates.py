@@ -216,3 +216,15 @@ def test_sqlite_has_no_sql_distance():
         duplicates.near_within(SQLiteDialect())
     with pytest.raises(ValueError, match="radius 3"):
         duplicates.masks_cte(SQLiteDialect(), 3)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2])
+def test_the_masks_are_every_16_bit_value_within_the_radius(sqlite_cs, radius):
+    from shared.store.dialects import SQLiteDialect
+
+    conn = pyodbc.connect(sqlite_cs, autocommit=True)
+    masks = [r[0] for r in conn.execute(f"WITH {duplicates.masks_cte(SQLiteDialect(), radius)} SELECT m FROM masks")]
+    conn.close()
+    assert sorted(masks) == sorted(hash_bands.within_radius(0, radius))
+    assert len(masks) == len(set(masks)) == [1, 17, 137][radius]
+    assert all(bin(m).count("1") <= radius for m in masks)
