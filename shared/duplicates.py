@@ -32,6 +32,7 @@ GROUP_LIMIT = 1000  # rows of duplicate groups per call
 
 _ID = Column("Id", "bigint")  # the identity column, bound as BIGINT
 _LIMIT = Column("(row limit)", "int")
+_DISTANCE = Column("(distance)", "int")
 
 
 @dataclass(frozen=True)
@@ -87,32 +88,54 @@ def exact_of(dialect: Dialect) -> Statement:
 
 def groups(dialect: Dialect) -> Statement:
     """Every row whose content another live row shares, by ContentMD5 then Id; a page of at most
-    the limit parameter, the next one after the last (ContentMD5, Id) seen."""
+    the limit parameter, the next one after the last (ContentMD5, Id) seen (keyset paging: the
+    grouping starts at that ContentMD5 in the index, so no page reads the groups before it)."""
     s = _spelling(dialect)
     limit = "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY" if dialect.name == "tsql" else "LIMIT ?"
     return Statement(
         f"SELECT m.ContentMD5, m.Id, m.BlobName FROM {s.table} AS m WHERE m.ContentMD5 IN ("
-        f"SELECT g.ContentMD5 FROM {s.table} AS g WHERE g.ContentMD5 IS NOT NULL AND g.Status <> {s.deleted} "
+        f"SELECT g.ContentMD5 FROM {s.table} AS g WHERE g.ContentMD5 >= ? AND g.Status <> {s.deleted} "
         "GROUP BY g.ContentMD5 HAVING COUNT(*) > 1) "
         f"AND m.Status <> {s.deleted} AND (m.ContentMD5 > ? OR (m.ContentMD5 = ? AND m.Id > ?)) "
         f"ORDER BY m.ContentMD5, m.Id {limit}",
-        (BY_NAME["ContentMD5"], BY_NAME["ContentMD5"], _ID, _LIMIT))
+        (BY_NAME["ContentMD5"], BY_NAME["ContentMD5"], BY_NAME["ContentMD5"], _ID, _LIMIT))
+
+
+def _near(dialect: Dialect, radius: int, within: bool) -> Statement:
+    s = _spelling(dialect)
+    probes = "\n  UNION ".join(
+        f"SELECT d.Id FROM img CROSS JOIN masks INNER JOIN {s.table} AS d "
+        f"ON d.{band_column(i)} = {s.xor(f'img.b{i}', 'masks.m')} WHERE d.Id <> img.Id" for i in range(BANDS))
+    bands = ", ".join(f"{band_column(i)} AS b{i}" for i in range(BANDS))
+    head = (f"WITH {masks_cte(dialect, radius)},\n"
+            f"img AS (SELECT Id, PerceptualHash, {bands} FROM {s.table} WHERE Id = ? AND PerceptualHash IS NOT NULL),\n"
+            f"candidates (Id) AS (\n  {probes})\n")
+    live = f"d.Id IN (SELECT c.Id FROM candidates AS c) AND d.Status <> {s.deleted}"
+    if not within:
+        return Statement(f"{head}SELECT d.Id, d.BlobName, d.PerceptualHash FROM {s.table} AS d "
+                         f"WHERE {live} ORDER BY d.Id", (_ID,))
+    if dialect.name == "sqlite":
+        raise ValueError("SQLite has no popcount: filter near_candidates' rows by hash_bands.hamming")
+    # BIT_COUNT (SQL Server 2022, Azure SQL Database) counts a BIGINT's 64 bits; PostgreSQL 14+
+    # counts a bit string's, and bigint::bit(64) is its two's complement.
+    distance = ("BIT_COUNT(d.PerceptualHash ^ img.PerceptualHash)" if dialect.name == "tsql"
+                else "bit_count((d.PerceptualHash # img.PerceptualHash)::bit(64))")
+    return Statement(f"{head}SELECT d.Id, d.BlobName, {distance} AS Distance FROM {s.table} AS d CROSS JOIN img "
+                     f"WHERE {live} AND {distance} <= ? ORDER BY Distance, d.Id", (_ID, _DISTANCE))
 
 
 def near_candidates(dialect: Dialect, radius: int = RADIUS) -> Statement:
     """Rows (Id, BlobName, PerceptualHash) whose hash shares a band within ``radius`` bits with
-    the image with this Id: every hash within ``guaranteed(radius)`` bits, and some farther."""
-    s = _spelling(dialect)
-    probes = "\n  UNION ".join(
-        f"SELECT d.Id FROM img CROSS JOIN masks INNER JOIN {s.table} AS d "
-        f"ON d.{band_column(i)} = {s.xor(f'img.b{i}', 'masks.m')}" for i in range(BANDS))
-    bands = ", ".join(f"{band_column(i)} AS b{i}" for i in range(BANDS))
-    return Statement(
-        f"WITH {masks_cte(dialect, radius)},\n"
-        f"img AS (SELECT Id, PerceptualHash, {bands} FROM {s.table} WHERE Id = ? AND PerceptualHash IS NOT NULL),\n"
-        f"candidates (Id) AS (\n  {probes})\n"
-        f"SELECT d.Id, d.BlobName, d.PerceptualHash FROM candidates AS c INNER JOIN {s.table} AS d ON d.Id = c.Id "
-        f"CROSS JOIN img WHERE d.Id <> img.Id AND d.Status <> {s.deleted} ORDER BY d.Id", (_ID,))
+    the image with this Id: every hash within ``guaranteed(radius)`` bits, and some farther.
+    Each step is a seek: the image by Id, each probe by its band index, each candidate by Id
+    (an IN list, which SQLite too reads key by key rather than joining by a table scan)."""
+    return _near(dialect, radius, within=False)
+
+
+def near_within(dialect: Dialect, radius: int = RADIUS) -> Statement:
+    """The same probe with the exact distance in SQL (T-SQL, PostgreSQL): (Id, BlobName,
+    Distance) within the second parameter, nearest first."""
+    return _near(dialect, radius, within=True)
 
 
 def exact_duplicates(store: SqlStore, image_id: int) -> list[dict[str, Any]]:
@@ -126,7 +149,7 @@ def duplicate_groups(store: SqlStore, limit: int = GROUP_LIMIT) -> list[list[dic
     found: dict[str, list[dict[str, Any]]] = {}
     after_md5, after_id = "", 0
     while True:
-        rows = store.fetch(statement, [after_md5, after_md5, after_id, limit])
+        rows = store.fetch(statement, [after_md5, after_md5, after_md5, after_id, limit])
         for md5, image_id, name in rows:
             found.setdefault(md5.strip(), []).append({"Id": image_id, "BlobName": name})
         if len(rows) < limit:

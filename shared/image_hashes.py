@@ -45,9 +45,16 @@ def _js_round(value: float) -> int:
     return math.floor(value + 0.5)
 
 
+def _converted(image: Image.Image, mode: str) -> Image.Image:
+    try:
+        return image.convert(mode)
+    except ValueError:
+        raise ValueError(f"cannot hash an image in mode {image.mode}: convert it to RGB or RGBA first") from None
+
+
 def _rgba_pixels(image: Image.Image) -> np.ndarray:
     """The image as straight (not premultiplied) RGBA floats, shrunk to fit 100x100 if larger."""
-    rgba = image.convert("RGBA")
+    rgba = _converted(image, "RGBA")
     if rgba.width > THUMB_MAX or rgba.height > THUMB_MAX:
         scale = THUMB_MAX / max(rgba.width, rgba.height)
         size = (max(1, round(rgba.width * scale)), max(1, round(rgba.height * scale)))
@@ -147,12 +154,12 @@ def perceptual_hash(image: Image.Image) -> int:
     Transparent pixels are composited on white first, so an image with alpha hashes as it is
     seen on a page; pass the image as displayed (orientation applied)."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
+        rgba = _converted(image, "RGBA")
         flat = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         flat.alpha_composite(rgba)
         image = flat
     side = PHASH_SIZE * PHASH_SCALE
-    grey = image.convert("L").resize((side, side), Image.Resampling.LANCZOS)
+    grey = _converted(image, "L").resize((side, side), Image.Resampling.LANCZOS)
     pixels = np.asarray(grey, dtype=np.float64)
     low = dct(dct(pixels, axis=0), axis=1)[:PHASH_SIZE, :PHASH_SIZE]
     bits = (low > np.median(low)).flatten()

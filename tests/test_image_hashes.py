@@ -171,6 +171,15 @@ def test_perceptual_hash_is_signed_64_bit_and_flattens_alpha_on_white(originals)
     assert perceptual_hash(picture) == perceptual_hash(originals[0])
 
 
+def test_signed_hash_is_imagehash_int():
+    """ImageHash's tests (JohannesBuchner/imagehash tests/test_hash_is_constant.py) give its pHash
+    'ba8c84536bd3c366' as the integer -5004479592089271450: the signed reading stored here."""
+    from shared.hash_bands import to_signed, to_unsigned
+
+    assert to_signed(0xBA8C84536BD3C366) == -5004479592089271450
+    assert f"{to_unsigned(-5004479592089271450):016x}" == "ba8c84536bd3c366"
+
+
 def test_perceptual_hash_follows_the_imagehash_steps():
     """The DCT hash of a known 32x32 grey picture, worked out here step by step with numpy's
     own DCT matrix rather than scipy: median of the 8x8 lowest frequencies, rows first, MSB first."""
@@ -229,3 +238,12 @@ def test_azurite_holds_content_md5_for_a_single_shot_upload_not_for_a_block_list
     blocks.commit_block_list(ids)
     assert md5_hex_from_storage(blocks.get_blob_properties().content_settings.content_md5) is None
     assert blocks.download_blob().readall() == data
+
+
+def test_an_image_mode_without_a_conversion_gets_a_clear_error():
+    lab = scenes.scene((40, 30), seed=1).convert("LAB")
+    with pytest.raises(ValueError, match="mode LAB: convert it to RGB"):
+        perceptual_hash(lab)
+    premultiplied = Image.new("La", (8, 8))
+    with pytest.raises(ValueError, match="mode La"):
+        thumb_hash(premultiplied)

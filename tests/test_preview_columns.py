@@ -147,3 +147,14 @@ def test_hash_conversions_refuse_values_out_of_range():
         hash_bands.to_signed(1 << 64)
     with pytest.raises(ValueError):
         hash_bands.to_unsigned(1 << 63)
+
+
+def test_a_deleted_row_keeps_its_hashes_but_names_no_previews(any_db_cs):
+    from datetime import datetime
+
+    s = SqlStore(any_db_cs)
+    s.upsert(record("d.jpg", ImagePreview(previews=PREVIEWS, perceptual_hash=9, content_md5=MD5)))
+    assert s.mark_deleted("images-input", "d.jpg", deleted_at=datetime(2026, 3, 1))
+    row = stored(any_db_cs, "d.jpg")
+    assert row["Status"] == "deleted" and row["Previews"] is None
+    assert (row["PerceptualHash"], row["ContentMD5"]) == (9, MD5)

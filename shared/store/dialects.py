@@ -3,9 +3,10 @@ decision tables; schema changes live in shared.store.migrations.
 
 Every statement is parameterised with ``?`` markers (both drivers, every engine); identifiers
 come only from the column table, never from data. Each statement comes with the columns its
-parameters stand for, from which T-SQL binds explicit input types (``input_sizes``): the key as
-CHAR(64) and text as NVARCHAR(n) in the column's own size, so no parameter has a type above its
-column's in SQL Server's data type precedence and the column is never converted (docs/azure-sql.md).
+parameters stand for, from which T-SQL binds explicit input types (``input_sizes``): the key and
+the hex digests as CHAR(n), ASCII codes as VARCHAR(n) and text as NVARCHAR(n), each in the
+column's own size, so no parameter has a type above its column's in SQL Server's data type
+precedence and the column is never converted (docs/azure-sql.md, docs/duplicates.md).
 """
 
 from __future__ import annotations
@@ -200,6 +201,7 @@ class TSqlDialect(Dialect):
             f"USING (VALUES ({marks})) AS s ({cols}) ON t.BlobKey = s.BlobKey "
             f"WHEN MATCHED AND {self.delete_condition('t', 's')} THEN UPDATE SET "
             f"t.Status = N'{STATUS_DELETED}', t.DeletedAt = s.DeletedAt, t.ProcessedAt = s.ProcessedAt, "
+            "t.Previews = NULL, "
             "t.Sequencer = COALESCE(s.Sequencer, t.Sequencer) "
             f"WHEN NOT MATCHED BY TARGET THEN INSERT ({cols}, Status) VALUES ({values}, N'{STATUS_DELETED}');",
             tuple(BY_NAME[c] for c in DELETE_COLUMNS))
@@ -234,14 +236,15 @@ def _on_conflict_upsert(dialect: Dialect, new: str) -> Statement:
 
 
 def _on_conflict_delete(dialect: Dialect, new: str) -> Statement:
-    """SQLite and PostgreSQL share the ON CONFLICT form of the deletion."""
+    """SQLite and PostgreSQL share the ON CONFLICT form of the deletion. A deleted row keeps what
+    the image was (hashes included) but names no previews: the deletion removes those blobs."""
     cols = ", ".join(DELETE_COLUMNS)
     marks = ", ".join("?" for _ in DELETE_COLUMNS)
     t = dialect.table
     return Statement(
         f"INSERT INTO {t} ({cols}, Status) VALUES ({marks}, '{STATUS_DELETED}') "
         f"ON CONFLICT (BlobKey) DO UPDATE SET Status = '{STATUS_DELETED}', "
-        f"DeletedAt = {new}.DeletedAt, ProcessedAt = {new}.ProcessedAt, "
+        f"DeletedAt = {new}.DeletedAt, ProcessedAt = {new}.ProcessedAt, Previews = NULL, "
         f"Sequencer = COALESCE({new}.Sequencer, {t}.Sequencer) "
         f"WHERE {dialect.delete_condition(t, new)}",
         tuple(BY_NAME[c] for c in DELETE_COLUMNS))
