@@ -1,4 +1,4 @@
-"""Previews through their whole life, on Azurite and a real database: ImageOrchestrator replayed
+"""Previews through their whole life, on Azurite and a real database (SQLite and PostgreSQL): ImageOrchestrator replayed
 through Microsoft's worker by the local engine, the real MakePreview, ExtractMetadata and
 StoreMetadata bodies, Event Grid events handled by shared.events.
 
@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import io
 import json
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +36,13 @@ from tests.test_e2e_previews import mismatch
 from tests.test_events import Scenario
 
 PREVIEWS = DEFAULT_PREVIEW_CONTAINER
+LIFE = "life/"  # a fresh folder per test (autouse fixture below): both databases share one Azurite
+
+
+@pytest.fixture(autouse=True)
+def fresh_folder() -> None:
+    global LIFE
+    LIFE = f"life-{uuid.uuid4().hex[:8]}/"
 
 
 def jpeg(width: int, colour=(200, 30, 30)) -> bytes:
@@ -43,9 +51,9 @@ def jpeg(width: int, colour=(200, 30, 30)) -> bytes:
 
 
 @pytest.fixture
-def scenario(storage_env: str, sqlite_cs: str, monkeypatch: pytest.MonkeyPatch, orchestrators) -> Scenario:
-    monkeypatch.setenv("SqlConnectionString", sqlite_cs)
-    return Scenario(storage_env, sqlite_cs, orchestrators)
+def scenario(storage_env: str, any_db_cs: str, monkeypatch: pytest.MonkeyPatch, orchestrators) -> Scenario:
+    monkeypatch.setenv("SqlConnectionString", any_db_cs)
+    return Scenario(storage_env, any_db_cs, orchestrators)
 
 
 def mine(scenario: Scenario, prefix: str) -> set[str]:
@@ -87,10 +95,10 @@ def test_delete_previews_leaves_other_blobs_sharing_the_prefix(storage_env):
 
 
 def test_upload_makes_previews_the_row_names_and_the_previews_are_clean(scenario):
-    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, "life/one.jpg", jpeg(2000))
+    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, LIFE + "one.jpg", jpeg(2000))
     status = run(scenario, ref, "one")
     assert status["output"]["status"] == "processed"
-    assert mine(scenario, "life/one.jpg/") == expected(scenario, "life/one.jpg") == {
+    assert mine(scenario, LIFE + "one.jpg/") == expected(scenario, LIFE + "one.jpg") == {
         preview_name(ref.name, ref.etag, size, "webp") for size in (256, 1024)}
     blob = service_client(scenario.storage).get_blob_client(PREVIEWS, preview_name(ref.name, ref.etag, 256, "webp"))
     props = blob.get_blob_properties()
@@ -98,7 +106,7 @@ def test_upload_makes_previews_the_row_names_and_the_previews_are_clean(scenario
     assert "immutable" in props.content_settings.cache_control
     preview = Image.open(io.BytesIO(blob.download_blob().readall()))
     assert preview.size == (256, 192) and not preview.getexif()
-    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == "life/one.jpg"]
+    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == LIFE + "one.jpg"]
     data = jpeg(2000)
     assert row["ContentSHA256"] == hashlib.sha256(data).hexdigest()
     assert row["ContentMD5"] == hashlib.md5(data).hexdigest()
@@ -108,7 +116,7 @@ def test_upload_makes_previews_the_row_names_and_the_previews_are_clean(scenario
 
 
 def test_overwrite_replaces_the_previews_and_a_late_old_run_leaves_none(scenario):
-    name = "life/two.jpg"
+    name = LIFE + "two.jpg"
     v1 = upload_bytes(scenario.storage, INPUT_CONTAINER, name, jpeg(1600))
     run(scenario, v1, "v1")
     old = mine(scenario, name + "/")
@@ -122,7 +130,7 @@ def test_overwrite_replaces_the_previews_and_a_late_old_run_leaves_none(scenario
 
 
 def test_a_run_whose_write_is_not_applied_deletes_its_own_previews(scenario):
-    name = "life/race.jpg"
+    name = LIFE + "race.jpg"
     v1 = upload_bytes(scenario.storage, INPUT_CONTAINER, name, jpeg(900))
     v2 = upload_bytes(scenario.storage, INPUT_CONTAINER, name, jpeg(800, (30, 200, 30)))
     run(scenario, v2, "v2")
@@ -140,7 +148,7 @@ def test_a_run_whose_write_is_not_applied_deletes_its_own_previews(scenario):
 
 def test_negative_control_without_tidying_the_superseded_previews_stay(scenario, monkeypatch):
     """The invariant check above catches leftovers: with tidying switched off they remain."""
-    name = "life/untidy.jpg"
+    name = LIFE + "untidy.jpg"
     monkeypatch.setattr("shared.activities.tidy_previews", lambda *a, **k: None)
     v1 = upload_bytes(scenario.storage, INPUT_CONTAINER, name, jpeg(900))
     run(scenario, v1, "v1")
@@ -152,7 +160,7 @@ def test_negative_control_without_tidying_the_superseded_previews_stay(scenario,
 
 
 def test_delete_event_removes_the_previews_and_reupload_brings_new_ones(scenario):
-    name = "life/three.jpg"
+    name = LIFE + "three.jpg"
     seq = Sequencer()
     v1 = upload_bytes(scenario.storage, INPUT_CONTAINER, name, jpeg(1000))
 
@@ -180,40 +188,40 @@ async def _with_client(scenario: Scenario, script) -> None:
 
 def test_undecodable_pixels_still_get_their_row_with_the_reason(scenario):
     good = samples.encode(samples.noise((800, 600)), "JPEG")
-    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, "life/broken.jpg", good[: len(good) // 3])
+    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, LIFE + "broken.jpg", good[: len(good) // 3])
     status = run(scenario, ref, "broken")
-    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == "life/broken.jpg"]
+    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == LIFE + "broken.jpg"]
     assert status["output"]["status"] == row["Status"] == "processed"
     assert "preview: the pixels cannot be decoded" in row["MetadataWarnings"]
-    assert mine(scenario, "life/broken.jpg/") == set()
+    assert mine(scenario, LIFE + "broken.jpg/") == set()
     assert row["Previews"] is None and row["ThumbHash"] is None and row["PerceptualHash"] is None
     assert row["ContentSHA256"] == hashlib.sha256(good[: len(good) // 3]).hexdigest()  # bytes were read
 
 
 def test_a_bomb_gets_its_row_and_no_preview(scenario):
-    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, "life/bomb.png", samples.png_header_only(30000, 30000))
+    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, LIFE + "bomb.png", samples.png_header_only(30000, 30000))
     run(scenario, ref, "bomb")
-    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == "life/bomb.png"]
+    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == LIFE + "bomb.png"]
     assert row["Status"] == "rejected"  # extraction rejects it by the same limit
-    assert mine(scenario, "life/bomb.png/") == set()
+    assert mine(scenario, LIFE + "bomb.png/") == set()
 
 
 def test_a_picture_smaller_than_both_sizes_is_uploaded_once(scenario):
-    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, "life/icon.png",
+    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, LIFE + "icon.png",
                        samples.encode(Image.new("RGB", (40, 30), (9, 9, 9)), "PNG"))
     run(scenario, ref, "icon")
-    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == "life/icon.png"]
+    [row] = [r for r in SqlStore(scenario.sql).rows() if r["BlobName"] == LIFE + "icon.png"]
     name = preview_name(ref.name, ref.etag, 256, "webp")
     assert previews_of(row["Previews"]) == {"256": name, "1024": name}
-    assert mine(scenario, "life/icon.png/") == {name}
+    assert mine(scenario, LIFE + "icon.png/") == {name}
 
 
 def test_previews_off_writes_none(scenario, monkeypatch):
     monkeypatch.setenv("PreviewContainer", "")
-    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, "life/off.jpg", jpeg(500))
+    ref = upload_bytes(scenario.storage, INPUT_CONTAINER, LIFE + "off.jpg", jpeg(500))
     out = preview_activity.make_preview({"blob": ref.to_dict()})
     assert out == {"outcome": "ok", "preview": {"previews": None, "warnings": []}}
-    assert mine(scenario, "life/off.jpg/") == set()
+    assert mine(scenario, LIFE + "off.jpg/") == set()
 
 
 def test_unreachable_storage_is_transient(monkeypatch):
