@@ -8,10 +8,10 @@ help:
 	@echo "make run     - Azurite + local host, watching images-input until Ctrl-C"
 	@echo "make azurite - Azurite blob + queue + table on 10000-10002, for 'func start' (Core Tools)"
 	@echo "make upload FILES='a.jpg dir/'  - upload files or folders into images-input"
-	@echo "make show [FORMAT=table|json|csv] - print the ImageMetadata table"
+	@echo "make show [FORMAT=table|json|csv] [DUPLICATES=1] - print the ImageMetadata table (or its duplicate groups)"
 	@echo "make migrate - run the schema migrations against SqlConnectionString (needs DDL rights)"
 	@echo "make status [FORMAT=table|json] - counts, top failure reasons, backlog, latency, reconciliation"
-	@echo "make bench   - extraction benchmark against exiftool and ImageMagick"
+	@echo "make bench   - extraction (against exiftool, ImageMagick) and preview (against libvips, ImageMagick) benchmarks"
 	@echo "make lint    - ruff"
 
 setup:
@@ -33,7 +33,7 @@ upload: setup
 	$(PY) -m devhost upload $(FILES)
 
 show: setup
-	$(PY) -m devhost show --format $(or $(FORMAT),table)
+	$(PY) -m devhost show --format $(or $(FORMAT),table) $(if $(DUPLICATES),--duplicates)
 
 test: setup-test
 	$(PY) -m pytest -q
@@ -49,5 +49,6 @@ migrate: setup
 
 bench: setup-test
 	$(PY) -m bench.extraction
+	$(PY) -m bench.previews
 
 .PHONY: help setup setup-test demo run azurite upload show migrate status test lint bench

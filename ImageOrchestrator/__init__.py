@@ -1,4 +1,4 @@
-"""Orchestrator: the deterministic extract-then-store workflow lives in shared.orchestration."""
+"""Orchestrator: the deterministic workflow (extract and preview, then store) lives in shared.orchestration."""
 
 import azure.durable_functions as df
 import azure.functions as func

@@ -1,6 +1,7 @@
 """End-to-end benchmark: N small images through Azurite + the local host + SQLite.
 
     .venv/bin/python -m bench.pipeline [--count 1000] [--workers 4] [--rate 60] [--starter blob|eventgrid]
+                                       [--previews on|off] [--size 1600x1200]
 
 Measures sustained throughput (images/s from the first upload to the last row), upload-to-row
 latency (p50, p95, max; upload completion to the row's ProcessedAt) and where the time goes,
@@ -86,17 +87,18 @@ STARTER_SETTINGS = {
 
 
 def run(count: int, workers: int, rate: float | None = None, poll_interval: float = 0.5,
-        starter: str = "blob") -> dict[str, Any]:
+        starter: str = "blob", previews: bool = True, size: tuple[int, int] | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     azurite = Azurite.start(port=free_port(), location=work / "azurite")
     sql = f"Driver={{SQLite3}};Database={work / 'images.db'};Timeout=2000;"
     SqlStore(sql).ensure_schema()
     ensure_container(azurite.connection_string, "images-input")
     host = HostProcess(work / "state", azurite.connection_string, sql,
-                       {"DEVHOST_LOG": "ERROR", **STARTER_SETTINGS[starter]},
+                       {"DEVHOST_LOG": "ERROR", **STARTER_SETTINGS[starter],
+                        "PreviewContainer": "images-previews" if previews else ""},
                        poll_interval=poll_interval, workers=workers)
     blobs = {f"bench/{i:05d}.{'png' if i % 2 else 'jpg'}":
-             samples.encode(samples.picture((64 + i % 50, 48), seed=i), "PNG" if i % 2 else "JPEG")
+             samples.encode(samples.picture(size or (64 + i % 50, 48), seed=i), "PNG" if i % 2 else "JPEG")
              for i in range(count)}
     uploaded: dict[str, float] = {}
     time.sleep(2)  # let the worker processes finish starting
@@ -137,7 +139,7 @@ def run(count: int, workers: int, rate: float | None = None, poll_interval: floa
     span = max(processed.values()) - start
     shipped = stats["blob_trigger"] if starter == "blob" else stats["event_grid"]
     return {
-        "starter": starter,
+        "starter": starter, "previews": previews, "image_size": list(size) if size else "64-113 x 48",
         # What reached the starter per image: the blob trigger's whole downloaded body, or the event JSON.
         "starter_input_bytes_per_image": {
             "blob_bytes": round(stats["blob_trigger"]["blob_bytes"] / count, 1),
@@ -167,10 +169,19 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=None, help="pace uploads at this many per second")
     parser.add_argument("--starter", choices=sorted(STARTER_SETTINGS), default="blob",
                         help="blob trigger (polling) or Event Grid (emulated) starter")
+    parser.add_argument("--previews", choices=("on", "off"), default="on",
+                        help="MakePreview beside ExtractMetadata (PreviewContainer set) or not")
+    parser.add_argument("--size", default=None, help="every image WIDTHxHEIGHT (default: 64-113 x 48)")
     args = parser.parse_args()
-    result = run(args.count, args.workers, args.rate, args.poll_interval, args.starter)
+    size = tuple(int(v) for v in args.size.split("x")) if args.size else None
+    result = run(args.count, args.workers, args.rate, args.poll_interval, args.starter,
+                 previews=args.previews == "on", size=size)  # type: ignore[arg-type]
     RESULTS.mkdir(exist_ok=True)
     stem = "pipeline" if args.starter == "blob" else "pipeline-eventgrid"
+    if args.previews == "off":
+        stem += "-nopreviews"
+    if args.size:
+        stem += f"-{args.size}"
     name = f"{stem}-rate{int(args.rate)}.json" if args.rate else f"{stem}.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

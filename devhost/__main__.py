@@ -60,7 +60,8 @@ def _preflight_sql(cs: str) -> None:
     connect(cs).close()
 
 
-def _print_rows(rows: list[dict[str, Any]], fmt: str, out: Any = sys.stdout) -> None:
+def _print_rows(rows: list[dict[str, Any]], fmt: str, out: Any = sys.stdout,
+                columns: tuple[str, ...] | None = None) -> None:
     if fmt == "json":
         json.dump(rows, out, indent=2, default=str, ensure_ascii=False)
         out.write("\n")
@@ -79,9 +80,10 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str, out: Any = sys.stdout) -> 
         else:
             text = str(value).removesuffix(".000000")
         return text if len(text) <= width else text[: width - 1] + "…"
-    table = [[cell(r.get(c), column=c) for c in TABLE_COLUMNS] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in table]) for i, c in enumerate(TABLE_COLUMNS)]
-    line = "  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths, strict=True))
+    columns = columns or TABLE_COLUMNS
+    table = [[cell(r.get(c), column=c) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in table]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
     out.write(line + "\n" + "  ".join("-" * w for w in widths) + "\n")
     for row in table:
         out.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + "\n")
@@ -127,8 +129,26 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     cs = _settings()["SqlConnectionString"]
+    if args.duplicates:
+        _print_rows(duplicate_rows(SqlStore(cs)), args.format, columns=DUPLICATE_COLUMNS)
+        return 0
     _print_rows(SqlStore(cs).rows(), args.format)
     return 0
+
+
+DUPLICATE_COLUMNS = ("Group", "Match", "Id", "BlobName")
+
+
+def duplicate_rows(store: SqlStore) -> list[dict[str, Any]]:
+    """One row per image in a duplicate group: exact copies (same ContentMD5), then near copies
+    (perceptual hashes within shared.duplicates.NEAR_DISTANCE bits, linked into clusters)."""
+    from shared.duplicates import duplicate_groups, near_groups
+
+    rows: list[dict[str, Any]] = []
+    groups = [("exact", g) for g in duplicate_groups(store)] + [("near", g) for g in near_groups(store)]
+    for number, (match, members) in enumerate(groups, 1):
+        rows += [{"Group": number, "Match": match, "Id": m["Id"], "BlobName": m["BlobName"]} for m in members]
+    return rows
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -190,6 +210,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_previews(rows: list[dict[str, Any]], values: dict[str, str]) -> None:
+    """Where each row's previews are: their URLs in the preview container (Azurite locally)."""
+    from urllib.parse import quote
+
+    from shared.blob_access import service_client
+    from shared.settings import load_preview_settings
+    from shared.store.store import previews_of
+
+    container = load_preview_settings(values).container
+    if not container:
+        print("previews: off (PreviewContainer is empty)")
+        return
+    base = service_client(values["AzureWebJobsStorage"]).url.rstrip("/")
+    named = [(r["BlobName"], previews_of(r.get("Previews"))) for r in rows]
+    print(f"previews in '{container}' ({sum(1 for _, p in named if p)} of {len(rows)} rows have them):")
+    for name, previews in sorted(named):
+        if not previews:
+            continue
+        for size, blob in sorted(previews.items(), key=lambda item: int(item[0])):
+            print(f"  {name[:40]:40} {size:>5}px  {base}/{container}/{quote(blob)}")
+
+
 async def _demo(values: dict[str, str], timeout: float) -> int:
     from devhost.samples import demo_images
 
@@ -218,6 +260,7 @@ async def _demo(values: dict[str, str], timeout: float) -> int:
         print(f"all {len(rows)} uploads indexed in ImageMetadata "
               f"({sum(r['Status'] == 'processed' for r in rows)} processed, "
               f"{sum(r['Status'] == 'rejected' for r in rows)} rejected)")
+        _print_previews(rows, values)
         return 0
     finally:
         host.stop()
@@ -274,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     upload.add_argument("paths", nargs="+")
     show = sub.add_parser("show", help="print the ImageMetadata table")
     show.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    show.add_argument("--duplicates", action="store_true",
+                      help="list groups of identical uploads and of near copies instead of every row")
     status = sub.add_parser("status", help="the pipeline's status report (rows, reasons, latency, backlog)")
     status.add_argument("--format", choices=("table", "json"), default="table")
     status.add_argument("--max-blobs", type=int, default=100_000,

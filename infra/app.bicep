@@ -11,6 +11,7 @@ param reconcileSchedule string
 param historyRetentionDays int
 
 var inputContainerName = 'images-input'
+var previewContainerName = 'images-previews'
 // Event Grid writes the events it could not deliver here (host storage, not the images account).
 var deadLetterContainerName = 'eventgrid-deadletter'
 var functionAppName = 'func-${resourceToken}'
@@ -95,6 +96,12 @@ resource inputContainer 'Microsoft.Storage/storageAccounts/blobServices/containe
   name: inputContainerName
 }
 
+// MakePreview writes each image's previews here (PreviewContainer); nothing else does.
+resource previewContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: imagesBlobService
+  name: previewContainerName
+}
+
 // Host storage: blob (AzureWebJobsStorage, the deployment package, Durable leases, dead letters),
 // queue and table (Durable Functions' Azure Storage provider), as Microsoft's templates grant them.
 resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -133,6 +140,17 @@ resource appImagesReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   scope: inputContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The previews: write and delete on images-previews only (Contributor, scoped to the container).
+resource appPreviewsContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(previewContainer.id, identity.id, roles.storageBlobDataContributor)
+  scope: previewContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
   }
@@ -451,6 +469,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Flex Consumption runs no polling blob trigger: Event Grid drives EventGridStarter instead.
     'AzureWebJobs.BlobTriggerStarter.Disabled': 'true'
     ReconcileSchedule: reconcileSchedule
+    PreviewContainer: previewContainerName
+    PreviewSizes: '256,1024'
+    PreviewFormat: 'webp'
   }, durableTaskSchedulerSettings)
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what this project needs on a Debian/Ubuntu machine, and nothing twice.
 #   scripts/bootstrap.sh demo   - what `make demo` / `make run` need (ODBC + SQLite driver, venv, Azurite)
-#   scripts/bootstrap.sh test   - plus PostgreSQL, its ODBC driver, exiftool and ImageMagick for the tests
+#   scripts/bootstrap.sh test   - plus PostgreSQL, its ODBC driver, exiftool, ImageMagick and libvips-tools (vipsthumbnail) for tests and benchmarks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-demo}"
@@ -13,7 +13,7 @@ say() { printf '==> %s\n' "$*"; }
 # (its README, "Linux" install notes).
 packages=(unixodbc libsqliteodbc python3-venv libltdl7 libkrb5-3 libgssapi-krb5-2)
 if [ "$profile" = test ]; then
-  packages+=(odbc-postgresql postgresql libimage-exiftool-perl imagemagick)
+  packages+=(odbc-postgresql postgresql libimage-exiftool-perl imagemagick libvips-tools)
 fi
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
@@ -22,7 +22,7 @@ if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; th
   echo "This set-up script knows Debian and Ubuntu. On another system install these yourself:" >&2
   echo "  - Python 3.13 with venv; Node.js 20 and npm" >&2
   echo "  - unixODBC and the SQLite3 ODBC driver (macOS: 'brew install unixodbc sqliteodbc')" >&2
-  [ "$profile" = test ] && echo "  - PostgreSQL + psqlODBC, exiftool, ImageMagick (tests only)" >&2
+  [ "$profile" = test ] && echo "  - PostgreSQL + psqlODBC, exiftool, ImageMagick, libvips-tools (tests and benchmarks)" >&2
   echo "then run: python3.13 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt" >&2
   echo "      and: npm install --prefix .tools azurite@$AZURITE_VERSION" >&2
   exit 1

@@ -148,6 +148,8 @@ class BlobHead:
     etag: str
     content_type: str | None
     last_modified: str | None
+    # The blob's stored Content-MD5 (set by single-shot uploads), whatever range was read.
+    content_md5: bytes | None = None
 
 
 class BlobReader:
@@ -200,6 +202,8 @@ class BlobReader:
             etag=normalise_etag(props.etag),
             content_type=props.content_settings.content_type if props.content_settings else None,
             last_modified=_iso(props.last_modified),
+            content_md5=bytes(props.content_settings.content_md5 or b"") or None
+            if props.content_settings else None,
         )
 
     def _empty_head(self) -> BlobHead:

@@ -30,6 +30,8 @@ from typing import Any
 
 from shared.blob_access import blob_version
 from shared.models import BlobRef, normalise_etag
+from shared.preview_blobs import delete_previews
+from shared.settings import load_preview_settings
 from shared.starter import ThreadStore, start_for_blob
 from shared.store import store_for
 
@@ -180,6 +182,11 @@ async def _deleted(event: BlobEvent, storage_connection: str, sql_connection: st
             event.container, event.name, deleted_at=event.event_time, sequencer=event.sequencer)
 
     applied = await asyncio.to_thread(mark)
+    # The blob is gone (checked above): every version's previews go, whatever the row says.
+    removed = await asyncio.to_thread(delete_previews, storage_connection, load_preview_settings().container,
+                                      event.name)
+    if removed:
+        log.info("BlobDeleted %s: %d preview(s) of %r deleted", event.event_id, len(removed), event.name)
     if not applied:
         log.info("BlobDeleted %s for %r: row already deleted or holds a newer state; kept",
                  event.event_id, event.name)

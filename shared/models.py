@@ -131,6 +131,31 @@ class ImageMetadata:
 
 
 @dataclass
+class ImagePreview:
+    """What the preview step learns from the image's bytes and pixels. ``None`` means not made
+    (the step is off, the pixels could not be decoded, or the bytes were not all read).
+
+    ``previews`` maps the long-edge size (as text, a JSON object key) to the preview blob's name
+    in the preview container; ``thumb_hash`` is the ThumbHash in base64; the digests are lower-case
+    hex of the whole blob (``content_md5`` from storage's Content-MD5 when it holds one);
+    ``perceptual_hash`` is the 64-bit pHash as a signed integer (shared.hash_bands.to_signed).
+    """
+
+    previews: dict[str, str] | None = None
+    thumb_hash: str | None = None
+    content_md5: str | None = None
+    content_sha256: str | None = None
+    perceptual_hash: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImagePreview:
+        return _from_dict(cls, data)
+
+
+@dataclass
 class ImageRecord:
     """One row of ImageMetadata: a blob version and what became of it."""
 
@@ -145,6 +170,7 @@ class ImageRecord:
     instance_id: str | None = None
     metadata: ImageMetadata = field(default_factory=ImageMetadata)
     sequencer: str | None = None
+    preview: ImagePreview = field(default_factory=ImagePreview)
 
     @property
     def size_kb(self) -> float | None:
@@ -160,6 +186,7 @@ class ImageRecord:
         error: str | None = None,
         instance_id: str | None = None,
         size_bytes: int | None = None,
+        preview: ImagePreview | None = None,
     ) -> ImageRecord:
         return cls(
             container=blob.container,
@@ -173,17 +200,20 @@ class ImageRecord:
             instance_id=instance_id,
             metadata=metadata or ImageMetadata(),
             sequencer=blob.sequencer,
+            preview=preview or ImagePreview(),
         )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["metadata"] = self.metadata.to_dict()
+        data["preview"] = self.preview.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageRecord:
         record = _from_dict(cls, data)
         record.metadata = ImageMetadata.from_dict(data.get("metadata") or {})
+        record.preview = ImagePreview.from_dict(data.get("preview") or {})
         return record
 
 
@@ -197,6 +227,8 @@ class ActivityOutcome:
     size_bytes: int | None = None
     last_modified: str | None = None
     applied: bool | None = None
+    # MakePreview's answer: {"previews": {size: name}, "warnings": [...], ...} (shared.preview_activity)
+    preview: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -13,6 +13,9 @@ INPUT_CONTAINER = "images-input"
 ORCHESTRATOR_NAME = "ImageOrchestrator"
 EXTRACT_ACTIVITY = "ExtractMetadata"
 STORE_ACTIVITY = "StoreMetadata"
+PREVIEW_ACTIVITY = "MakePreview"
+DEFAULT_PREVIEW_CONTAINER = "images-previews"
+PREVIEW_OUTPUTS = ("webp", "jpeg")
 # The reconciliation / re-index singleton's instance id. The status report reads its custom status
 # (progress) by this id; the orchestration that starts it must use this same constant.
 RECONCILE_INSTANCE_ID = "reconcile-images-input"
@@ -78,6 +81,57 @@ def parse_retry_delays(raw: str | None) -> tuple[float, ...]:
     if any(d < 0 for d in delays):
         raise ConfigurationError("App setting RetryDelaysSeconds must not contain negative delays.")
     return delays
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    """Where previews go and what they are; an empty ``container`` turns the step off."""
+
+    container: str = DEFAULT_PREVIEW_CONTAINER
+    sizes: tuple[int, ...] = (256, 1024)
+    output: str = "webp"
+    quality: int = 80
+    # The preview step reads the whole blob; a larger one is recorded without previews.
+    max_bytes: int = 256 * 1024 * 1024
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.container)
+
+
+_CONTAINER_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
+
+
+def load_preview_settings(env: Mapping[str, str] | None = None) -> PreviewSettings:
+    """``PreviewContainer`` (absent: images-previews; empty: no previews), ``PreviewSizes``
+    ('256,1024': long edges in pixels), ``PreviewFormat`` (webp or jpeg), ``PreviewQuality``
+    (1-100) and ``PreviewMaxBytes``."""
+    env = os.environ if env is None else env
+    container = env.get("PreviewContainer", DEFAULT_PREVIEW_CONTAINER).strip()
+    if container and not _CONTAINER_NAME.fullmatch(container):
+        raise ConfigurationError(
+            f"App setting PreviewContainer={container!r} is not a container name (3-63 lower-case "
+            "letters, digits and single hyphens); set it to e.g. 'images-previews', or empty to "
+            "turn previews off.")
+    raw_sizes = env.get("PreviewSizes", "").strip()
+    try:
+        sizes = tuple(sorted({int(p) for p in raw_sizes.split(",") if p.strip()})) if raw_sizes else (256, 1024)
+    except ValueError:
+        raise ConfigurationError(
+            f"App setting PreviewSizes={raw_sizes!r} must be comma-separated long edges in pixels, "
+            "e.g. '256,1024'.") from None
+    if not sizes or any(s < 16 or s > 4096 for s in sizes):
+        raise ConfigurationError(f"App setting PreviewSizes={raw_sizes!r}: each size must be 16 to 4096 px.")
+    output = env.get("PreviewFormat", "").strip().lower() or "webp"
+    if output == "jpg":
+        output = "jpeg"
+    if output not in PREVIEW_OUTPUTS:
+        raise ConfigurationError(f"App setting PreviewFormat={output!r} must be one of {', '.join(PREVIEW_OUTPUTS)}.")
+    quality = _int_setting(env, "PreviewQuality", PreviewSettings.quality)
+    if quality > 100:
+        raise ConfigurationError(f"App setting PreviewQuality={quality} must be 1 to 100.")
+    return PreviewSettings(container, sizes, output, quality,
+                           _int_setting(env, "PreviewMaxBytes", PreviewSettings.max_bytes))
 
 
 def load_limits(env: Mapping[str, str] | None = None) -> Limits:

@@ -40,7 +40,7 @@ from shared.blob_access import blob_version
 from shared.log_context import bind
 from shared.models import EXTRACTOR_VERSION, STATUS_PROCESSED, STATUS_REJECTED, BlobRef, normalise_etag
 from shared.orchestration import orchestration_input
-from shared.settings import ORCHESTRATOR_NAME
+from shared.settings import ORCHESTRATOR_NAME, load_preview_settings
 from shared.store import blob_key, store_for
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,8 @@ async def start_for_blob(client: Any, blob: BlobRef, retry_delays: tuple[float, 
                  blob.name, blob.etag, instance_id, existing)
         return StartResult(instance_id, False, existing, "instance")
     try:
-        await client.start_new(ORCHESTRATOR_NAME, instance_id, orchestration_input(blob, retry_delays))
+        await client.start_new(ORCHESTRATOR_NAME, instance_id, orchestration_input(
+            blob, retry_delays, previews=load_preview_settings().enabled))
     except Exception as exc:
         if "already exists" in str(exc).lower() or "OrchestrationAlreadyExists" in str(exc):
             log.info("instance %s was started by a concurrent delivery", instance_id)

@@ -18,14 +18,16 @@ from azure.durable_functions.models.utils import http_utils
 
 from devhost.engine import Engine, ManualClock, python_activity
 from shared.activities import extract_metadata, store_metadata
+from shared.preview_activity import make_preview
 from tests.test_starter import client_endpoint
 
 DELAYS = (0.0,)
 
 
 def pipeline_engine(orchestrators: dict[str, Any], extract: Any = extract_metadata,
-                    store: Any = store_metadata) -> Engine:
+                    store: Any = store_metadata, preview: Any = make_preview) -> Engine:
     return Engine(":memory:", orchestrators, {"ExtractMetadata": python_activity(extract),
+                                              "MakePreview": python_activity(preview),
                                               "StoreMetadata": python_activity(store)}, ManualClock())
 
 

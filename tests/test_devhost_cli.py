@@ -64,6 +64,31 @@ def test_show_prints_table_json_and_csv(sqlite_cs):
     assert parsed[0]["FileSizeKB"] in ("2.0", "2.00", "2")
 
 
+def test_show_duplicates_lists_exact_and_near_groups(sqlite_cs):
+    from devhost import scenes
+    from shared.image_hashes import perceptual_hash
+    from shared.models import ImagePreview
+
+    store = SqlStore(sqlite_cs)
+    photo, other = scenes.scene((320, 240), seed=1), scenes.scene((320, 240), seed=2)
+    same = ImagePreview(content_md5="a" * 32, perceptual_hash=perceptual_hash(photo))
+    for name, preview in {"a.jpg": same, "copy of a.jpg": same,
+                          "a small.jpg": ImagePreview(content_md5="b" * 32,
+                                                      perceptual_hash=perceptual_hash(photo.resize((160, 120)))),
+                          "other.jpg": ImagePreview(content_md5="c" * 32, perceptual_hash=perceptual_hash(other))}.items():
+        ref = BlobRef("images-input", name, "0x1", size=1, last_modified="2026-01-01T00:00:00+00:00")
+        store.upsert(ImageRecord.for_blob(ref, "processed", preview=preview))
+    env = {"SqlConnectionString": sqlite_cs}
+    rows = json.loads(cli("show", "--duplicates", "--format", "json", env=env).stdout)
+    groups: dict[tuple[int, str], set[str]] = {}
+    for row in rows:
+        groups.setdefault((row["Group"], row["Match"]), set()).add(row["BlobName"])
+    assert sorted(groups.values(), key=len) == [{"a.jpg", "copy of a.jpg"}, {"a.jpg", "copy of a.jpg", "a small.jpg"}]
+    assert [m for _, m in sorted(groups)] == ["exact", "near"]
+    table = cli("show", "--duplicates", env=env)
+    assert table.returncode == 0 and "Match" in table.stdout and "other.jpg" not in table.stdout
+
+
 def test_show_with_missing_driver_names_the_fix():
     result = cli("show", env={"SqlConnectionString": "Driver={ODBC Driver 18 for SQL Server};Server=x;"})
     assert result.returncode == 2 and "apt-get install" in result.stderr

@@ -13,6 +13,7 @@ EXPECTED = {
     "ImageOrchestrator": [("context", "orchestrationTrigger", "in")],
     "ExtractMetadata": [("payload", "activityTrigger", "in")],
     "StoreMetadata": [("payload", "activityTrigger", "in")],
+    "MakePreview": [("payload", "activityTrigger", "in")],
     "EventGridStarter": [("event", "eventGridTrigger", "in"), ("starter", "durableClient", "in")],
     "ReconcileBlobs": [("timer", "timerTrigger", "in"), ("starter", "durableClient", "in")],
     "PurgeHistory": [("timer", "timerTrigger", "in"), ("starter", "durableClient", "in")],

@@ -533,6 +533,9 @@ def least_privilege_problems(text: str) -> list[str]:
                    if t.endswith("/containers") and b.get("name") == "inputContainerName"]
     service = symbols[container][1]["parent"]
     images_account = symbols[service][1]["parent"]
+    previews = next((s for s, (t, b, _) in symbols.items()
+                     if t.endswith("/containers") and b.get("name") == "previewContainerName"
+                     and b.get("parent") == service), None)
     settings = app_settings(parsed)
     host_account = (_accessor(settings.get("AzureWebJobsStorage__accountName")) or ("?",))[0]
     if host_account == images_account:
@@ -551,8 +554,12 @@ def least_privilege_problems(text: str) -> list[str]:
         touches_images = scope in (images_account, service, container) or (
             scope_type == "Microsoft.Storage/storageAccounts/blobServices/containers"
             and symbols[symbols[scope][1]["parent"]][1]["parent"] == images_account)
-        if touches_images and (roles[role_key] != ROLE_IDS["storageBlobDataReader"] or scope != container):
-            problems.append(f"{symbol}: the app gets {role_key} on {scope}, more than reading images-input")
+        allowed = {(container, ROLE_IDS["storageBlobDataReader"])}
+        if previews:
+            allowed.add((previews, ROLE_IDS["storageBlobDataContributor"]))
+        if touches_images and (scope, roles[role_key]) not in allowed:
+            problems.append(f"{symbol}: the app gets {role_key} on {scope}, more than reading images-input"
+                            " and writing images-previews")
     # 2. SQL: no Azure-wide (or any open) firewall rule; the app reaches it through a private endpoint.
     for symbol, (kind, body, _) in symbols.items():
         if kind == "Microsoft.Sql/servers/firewallRules":
@@ -591,6 +598,12 @@ BROADER_ACCESS = {
     "reader on the whole images account": APP.replace(
         "name: guid(inputContainer.id, identity.id, roles.storageBlobDataReader)\n  scope: inputContainer",
         "name: guid(inputContainer.id, identity.id, roles.storageBlobDataReader)\n  scope: imagesStorage"),
+    "preview writer on the whole images account": APP.replace(
+        "name: guid(previewContainer.id, identity.id, roles.storageBlobDataContributor)\n  scope: previewContainer",
+        "name: guid(previewContainer.id, identity.id, roles.storageBlobDataContributor)\n  scope: imagesStorage"),
+    "preview writer on images-input": APP.replace(
+        "name: guid(previewContainer.id, identity.id, roles.storageBlobDataContributor)\n  scope: previewContainer",
+        "name: guid(previewContainer.id, identity.id, roles.storageBlobDataContributor)\n  scope: inputContainer"),
     "images in host storage": APP.replace("resource inputContainer 'Microsoft.Storage/storageAccounts/blobServices/"
                                           "containers@2023-05-01' = {\n  parent: imagesBlobService",
                                           "resource inputContainer 'Microsoft.Storage/storageAccounts/blobServices/"

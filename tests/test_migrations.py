@@ -171,7 +171,7 @@ def test_without_ddl_rights_an_old_schema_fails_naming_make_migrate(any_db_cs):
     admin = pyodbc.connect(any_db_cs, autocommit=True)
     admin.execute("GRANT SELECT, INSERT, UPDATE ON imagemetadata TO app_old")
     admin.close()
-    with pytest.raises(ConfigurationError, match=r"version 0 and this app needs 2.*`make migrate`"):
+    with pytest.raises(ConfigurationError, match=rf"version 0 and this app needs {migrations.LATEST}.*`make migrate`"):
         SqlStore(app).upsert(record("a.jpg"))
 
 
@@ -214,11 +214,13 @@ def test_azd_hook_migrates_tsql_under_the_granted_lock_in_one_transaction(lock_r
     from tests.test_tsql import tsql_problems
 
     conn = ScriptedConnection(lock_result)
-    assert azd_hooks.migrate_schema(conn) == [1, 2]
+    assert azd_hooks.migrate_schema(conn) == list(range(1, migrations.LATEST + 1))
     assert conn.committed and "sp_getapplock" in conn.log[0]
     assert conn.log[1].startswith("IF OBJECT_ID(N'dbo.SchemaVersion'")
-    assert sum("INSERT INTO dbo.SchemaVersion" in s for s in conn.log) == 2
+    assert sum("INSERT INTO dbo.SchemaVersion" in s for s in conn.log) == migrations.LATEST
     assert any("ALTER COLUMN BlobName NVARCHAR(2048)" in s for s in conn.log)
+    assert any("ADD PerceptualHash BIGINT NULL" in s for s in conn.log)
+    assert any("CREATE INDEX IX_ImageMetadata_PHashBand3 ON dbo.ImageMetadata" in s for s in conn.log)
     for statement in conn.log:
         if not statement.startswith("CREATE OR ALTER TRIGGER"):  # checked whole in test_queries
             assert tsql_problems(statement) == [], statement[:100]

@@ -22,9 +22,11 @@ import pytest
 import sqlglot
 from sqlglot import ErrorLevel, exp
 
+from shared import duplicates
 from shared.store import SqlStore
 from shared.store.ddl import TSQL_KEYWORD_TRIGGER_BODY
 from shared.store.ddl import tsql_query_support as _tsql_query_support
+from shared.store.dialects import SQLiteDialect
 from tests.test_tsql import _LINTER, tsql_problems
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -81,6 +83,11 @@ QUERIES: dict[str, tuple[str, tuple[Any, ...], str]] = {
         "ORDER BY CapturedAtUtc DESC, Id DESC LIMIT 50",
         (datetime.fromisoformat(LAST_PAGE_AT), datetime.fromisoformat(LAST_PAGE_AT), 50_000),
         "IX_ImageMetadata_CapturedAtUtc"),
+    # Duplicates: the SQL shared.duplicates runs on SQLite and PostgreSQL (README has the T-SQL).
+    "exact-duplicates-of-an-image": (duplicates.exact_of(SQLiteDialect()).sql, (1000,), "IX_ImageMetadata_ContentMD5"),
+    "every-duplicate-group": (duplicates.groups(SQLiteDialect()).sql, ("", "", "", 0, 100), "IX_ImageMetadata_ContentMD5"),
+    "near-duplicates-of-an-image": (duplicates.near_candidates(SQLiteDialect()).sql, (2000,),
+                                    "IX_ImageMetadata_PHashBand0"),
 }
 
 # 100,000 rows made inside the engine (deterministic arithmetic on the row number, so both
@@ -90,7 +97,8 @@ _GENERATE = {
     "sqlite": """
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
 INSERT INTO ImageMetadata (BlobKey, Container, BlobName, FileName, ETag, Status, Error, ProcessedAt,
-    CameraMake, CameraModel, CapturedAtUtc, Rating, GpsLatitude, GpsLongitude, Keywords, Width, Height)
+    CameraMake, CameraModel, CapturedAtUtc, Rating, GpsLatitude, GpsLongitude, Keywords, Width, Height,
+    ContentMD5, PHashBand0, PHashBand1, PHashBand2, PHashBand3, PerceptualHash)
 SELECT printf('%064d', i), 'images-input', 'img-' || i || '.jpg', 'img-' || i || '.jpg', 'e' || i,
     CASE WHEN i % 50 = 0 THEN 'rejected' ELSE 'processed' END,
     CASE WHEN i % 50 = 0 THEN 'not a supported image: #' || i END,
@@ -103,11 +111,14 @@ SELECT printf('%064d', i), 'images-input', 'img-' || i || '.jpg', 'img-' || i ||
          WHEN i % 3 = 1 THEN NULL ELSE ((i * 7919) % 170000) / 1000.0 - 85 END,
     CASE WHEN i % 200 = 7 THEN 2.2945 + ((i * 17) % 1000 - 500) / 10000.0
          WHEN i % 3 = 1 THEN NULL ELSE ((i * 104729) % 360000) / 1000.0 - 180 END,
-    '["kw' || (i % 997) || '","Kw' || ((i * 31) % 1000) || '"]', 100, 100
-FROM n""",
+    '["kw' || (i % 997) || '","Kw' || ((i * 31) % 1000) || '"]', 100, 100,
+    printf('%032d', CASE WHEN i % 500 = 1 THEN i - 1 ELSE i END), b0, b1, b2, b3,
+    b0 + b1 * 65536 + b2 * 4294967296 + (b3 - CASE WHEN b3 >= 32768 THEN 65536 ELSE 0 END) * 281474976710656
+FROM (SELECT i, {bands} FROM n)""",
     "postgresql": """
 INSERT INTO ImageMetadata (BlobKey, Container, BlobName, FileName, ETag, Status, Error, ProcessedAt,
-    CameraMake, CameraModel, CapturedAtUtc, Rating, GpsLatitude, GpsLongitude, Keywords, Width, Height)
+    CameraMake, CameraModel, CapturedAtUtc, Rating, GpsLatitude, GpsLongitude, Keywords, Width, Height,
+    ContentMD5, PHashBand0, PHashBand1, PHashBand2, PHashBand3, PerceptualHash)
 SELECT lpad(i::text, 64, '0'), 'images-input', 'img-' || i || '.jpg', 'img-' || i || '.jpg', 'e' || i,
     CASE WHEN i % 50 = 0 THEN 'rejected' ELSE 'processed' END,
     CASE WHEN i % 50 = 0 THEN 'not a supported image: #' || i END,
@@ -119,9 +130,21 @@ SELECT lpad(i::text, 64, '0'), 'images-input', 'img-' || i || '.jpg', 'img-' || 
          WHEN i % 3 = 1 THEN NULL ELSE ((i * 7919) % 170000) / 1000.0 - 85 END,
     CASE WHEN i % 200 = 7 THEN 2.2945 + ((i * 17) % 1000 - 500) / 10000.0
          WHEN i % 3 = 1 THEN NULL ELSE ((i * 104729) % 360000) / 1000.0 - 180 END,
-    '["kw' || (i % 997) || '","Kw' || ((i * 31) % 1000) || '"]', 100, 100
-FROM generate_series(1::bigint, {rows}) AS i""",
+    '["kw' || (i % 997) || '","Kw' || ((i * 31) % 1000) || '"]', 100, 100,
+    lpad((CASE WHEN i % 500 = 1 THEN i - 1 ELSE i END)::text, 32, '0'), b0, b1, b2, b3,
+    b0 + b1 * 65536 + b2 * 4294967296 + (b3 - CASE WHEN b3 >= 32768 THEN 65536 ELSE 0 END) * 281474976710656
+FROM (SELECT i, {bands} FROM generate_series(1::bigint, {rows}) AS i) AS n""",
 }
+
+
+# Perceptual-hash bands from the row number (j: row i - 1 for every thousandth row, whose first
+# band then differs in its lowest bit: a near duplicate at distance 1); every 500th row repeats
+# the previous row's ContentMD5 (an exact duplicate).
+_J = "(CASE WHEN i % 1000 = 1 THEN i - 1 ELSE i END)"
+_B0 = f"(({_J} * 40503) % 65536)"
+_BANDS = ", ".join([
+    f"CASE WHEN i % 1000 = 1 THEN ({_B0} | 1) - ({_B0} & 1) ELSE {_B0} END AS b0",
+    f"({_J} * 20021 + 7) % 65536 AS b1", f"({_J} * 9973 + 13) % 65536 AS b2", f"({_J} * 31337 + 17) % 65536 AS b3"])
 
 
 def _populate(cs: str) -> str:
@@ -130,7 +153,7 @@ def _populate(cs: str) -> str:
     engine = store.dialect.name
     store.close()
     conn = pyodbc.connect(cs, autocommit=True)
-    conn.execute(_GENERATE[engine].format(rows=ROWS))
+    conn.execute(_GENERATE[engine].format(rows=ROWS, bands=_BANDS))
     conn.execute("ANALYZE")
     conn.close()
     return engine
@@ -164,17 +187,30 @@ def _normal(value: Any) -> Any:
     return value
 
 
+# The near-duplicate query's common table expressions (16 and 137 constant rows, the image's one
+# row, its candidates) and their aliases: SQLite reports reading them as SCAN, which is no table scan.
+CTE_NAMES = {"bits", "a", "b", "masks", "img", "c", "candidates"}
+
+
+def sqlite_plan_problems(details: list[str], index: str) -> list[str]:
+    """A table read whole: SCAN of a table, or an AUTOMATIC index (SQLite builds one for a
+    single query by reading the whole table); and ``index`` unused."""
+    problems = [f"full scan: {d}" for d in details if re.match(r"SCAN \w+$", d) and d.split()[1] not in CTE_NAMES]
+    problems += [f"full scan to build an index: {d}" for d in details
+                 if "USING AUTOMATIC" in d and d.split()[1] not in CTE_NAMES]
+    if not any(index.lower() in d.lower() or
+               (index == "ImageKeyword" and "PRIMARY KEY (Keyword=?)" in d) for d in details):
+        problems.append(f"{index} not used: {details}")
+    return problems
+
+
 def plan_problems(cs: str, engine: str, sql: str, params: tuple[Any, ...], index: str) -> list[str]:
     """Why the plan is not an index seek on ``index``; empty when it is."""
     conn = pyodbc.connect(cs, autocommit=True)
     try:
         if engine == "sqlite":
-            details = [str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
-            problems = [f"full scan: {d}" for d in details if re.match(r"SCAN \w+$", d)]
-            if not any(index.lower() in d.lower() or
-                       (index == "ImageKeyword" and "PRIMARY KEY (Keyword=?)" in d) for d in details):
-                problems.append(f"{index} not used: {details}")
-            return problems
+            return sqlite_plan_problems(
+                [str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()], index)
         plan = conn.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0]
     finally:
         conn.close()
@@ -316,3 +352,80 @@ def test_sqlglot_alone_cannot_parse_a_trigger():
     """Why the trigger is checked differently (kept true by this test, not by assumption)."""
     trees = sqlglot.parse(TSQL_SUPPORT[-1], read="tsql", error_level=ErrorLevel.RAISE)
     assert any(tree is not None and any(tree.find_all(exp.Command)) for tree in trees)
+
+
+# ---- Duplicates ------------------------------------------------------------------------------
+
+def _tsql_as_code(sql: str) -> str:
+    """README's T-SQL with its DECLAREd variables as ? markers, as one canonical text."""
+    body = re.sub(r"^DECLARE [^;]*;\s*", "", sql.strip())
+    return sqlglot.parse_one(re.sub(r"@\w+", "?", body), read="tsql").sql("tsql")
+
+
+def test_readme_duplicate_queries_are_the_ones_the_code_runs():
+    from shared.store.dialects import TSqlDialect
+
+    tsql = TSqlDialect()
+    readme = readme_tsql()
+    assert _tsql_as_code(readme["exact-duplicates-of-an-image"]) == _tsql_as_code(duplicates.exact_of(tsql).sql)
+    assert _tsql_as_code(readme["near-duplicates-of-an-image"]) == _tsql_as_code(duplicates.near_within(tsql).sql)
+    assert f"@k INT = {duplicates.NEAR_DISTANCE}" in readme["near-duplicates-of-an-image"]
+    # negative control: a probe of the wrong band is a different query
+    broken = readme["near-duplicates-of-an-image"].replace("d.PHashBand3 = (img.b3", "d.PHashBand3 = (img.b2")
+    assert _tsql_as_code(broken) != _tsql_as_code(duplicates.near_within(tsql).sql)
+
+
+def _all_hashes(cs: str) -> list[tuple[int, int]]:
+    return [(int(i), int(h)) for i, h in run(cs, "SELECT Id, PerceptualHash FROM ImageMetadata "
+                                                 "WHERE PerceptualHash IS NOT NULL AND Status <> 'deleted'", ())]
+
+
+def test_near_duplicates_on_100k_rows_are_what_a_full_scan_finds(databases):
+    """For a few images: the band probe filtered by the distance (in SQL on PostgreSQL, in
+    Python on SQLite) gives exactly the rows a scan of all 100,000 hashes gives."""
+    from shared.hash_bands import hamming
+    from shared.store.dialects import PostgresDialect
+
+    k = duplicates.NEAR_DISTANCE
+    everything = _all_hashes(databases["postgresql"])
+    assert len(everything) == ROWS
+    own = dict(everything)
+    for image_id in (2000, 31001, 77777):
+        want = sorted((hamming(own[image_id], h), i) for i, h in everything if i != image_id
+                      and hamming(own[image_id], h) <= k)
+        assert want, image_id
+        in_sql = [(int(r[2]), int(r[0])) for r in run(databases["postgresql"],
+                                                      duplicates.near_within(PostgresDialect()).sql, (image_id, k))]
+        assert in_sql == want
+        for cs in databases.values():
+            candidates = run(cs, duplicates.near_candidates(SQLiteDialect()).sql, (image_id,))
+            assert sorted((hamming(own[image_id], int(h)), int(i)) for i, _, h in candidates
+                          if hamming(own[image_id], int(h)) <= k) == want
+
+
+def test_near_duplicates_in_sql_use_the_band_indexes(databases):
+    from shared.store.dialects import PostgresDialect
+
+    sql = duplicates.near_within(PostgresDialect()).sql
+    for band in range(4):
+        assert plan_problems(databases["postgresql"], "postgresql", sql, (2000, 10),
+                             f"IX_ImageMetadata_PHashBand{band}") == []
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_plan_check_catches_a_dropped_band_index(databases, engine):
+    """Negative control: without one band's index that band's probe scans the table."""
+    cs = databases[engine]
+    sql, params, index = QUERIES["near-duplicates-of-an-image"]
+    conn = pyodbc.connect(cs, autocommit=False)
+    try:
+        conn.execute(f"DROP INDEX {index}")
+        if engine == "sqlite":
+            details = [str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
+            assert any("full scan" in p for p in sqlite_plan_problems(details, index)), details
+        else:
+            plan = str(conn.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0])
+            assert "Seq Scan" in plan
+    finally:
+        conn.rollback()
+        conn.close()

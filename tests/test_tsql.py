@@ -59,6 +59,7 @@ STATEMENTS = {
     "swap on a NULL token": DIALECT.swap(token_is_null=True).sql,
     **{f"widen {n}": ddl.tsql_widen(BY_NAME[n]) for n in ("BlobName", "FileName")},
     **{f"add column {c.name}": ddl.tsql_add_column(c) for c in COLUMNS},
+    **{f"duplicate index {i}": sql for i, sql in enumerate(ddl.tsql_duplicate_support())},
 }
 
 
@@ -166,7 +167,7 @@ def declared_types() -> dict[str, str]:
     """Column -> its T-SQL type, from the CREATE TABLE statement the migration runs."""
     found = dict(re.findall(r"^\s+(\w+) ((?:N?VAR)?CHAR\(\d+\)|INT|BIGINT|DECIMAL\(18, 2\)|FLOAT|BIT|DATETIME2\(6\))",
                             ddl.tsql_create_table(), re.M))
-    return {k: v for k, v in found.items() if k != "Id"}
+    return found
 
 
 def expected_binding(type_text: str) -> tuple[int, int, int]:
@@ -175,6 +176,8 @@ def expected_binding(type_text: str) -> tuple[int, int, int]:
         return (pyodbc.SQL_CHAR, int(m.group(1)), 0)
     if m := re.fullmatch(r"NVARCHAR\((\d+)\)", type_text):
         return (pyodbc.SQL_WVARCHAR, int(m.group(1)), 0)
+    if m := re.fullmatch(r"VARCHAR\((\d+)\)", type_text):
+        return (pyodbc.SQL_VARCHAR, int(m.group(1)), 0)
     return {"INT": (pyodbc.SQL_INTEGER, 0, 0), "BIGINT": (pyodbc.SQL_BIGINT, 0, 0),
             "DECIMAL(18, 2)": (pyodbc.SQL_DECIMAL, 18, 2), "FLOAT": (pyodbc.SQL_DOUBLE, 0, 0),
             "BIT": (pyodbc.SQL_BIT, 0, 0), "DATETIME2(6)": (pyodbc.SQL_TYPE_TIMESTAMP, 26, 6)}[type_text]
@@ -261,7 +264,8 @@ def tsql_store(monkeypatch: pytest.MonkeyPatch, stored: tuple | None = None) -> 
     store = SqlStore("Server=tcp:example.database.windows.net,1433;Database=images;")
     conn = RecordingConnection(stored)
     store._conn, store._dialect = conn, TSqlDialect()
-    monkeypatch.setitem(store_module._checked, (store_module.os.getpid(), store.connection_string), 2)
+    monkeypatch.setitem(store_module._checked, (store_module.os.getpid(), store.connection_string),
+                        store_module.migrations.LATEST)
     return store, conn
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.hash_bands import BANDS, band
 from shared.models import EXTRACTOR_VERSION, ImageRecord
 
 TABLE = "ImageMetadata"
@@ -31,12 +32,13 @@ UNIT_CHARS = "chars"
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # key | text | int | bigint | decimal | float | bool | datetime
+    kind: str  # key | text | char | ascii | int | bigint | decimal | float | bool | datetime
     size: int = 0
     value: Callable[[ImageRecord], Any] | None = None
     # text only: True cuts what does not fit (free text); False refuses it (identity)
     cut: bool = True
-    # JSON array of strings: whole items are dropped from the end instead of cutting the JSON
+    # JSON array of strings (or object of strings): whole items are dropped from the end instead
+    # of cutting the JSON
     json_list: bool = False
     # the size on T-SQL, in UTF-16 code units, when it differs from ``size`` (characters)
     tsql_size: int = 0
@@ -78,13 +80,22 @@ class ValueTooLong(ValueError):
 
 def fit(col: Column, value: Any, unit: str) -> Any:
     """The value as it may be written to ``col`` in an engine that counts ``unit``."""
-    if col.kind != "text" or value is None:
+    if value is None:
+        return value
+    if col.kind in ("char", "ascii"):
+        text = str(value)
+        if len(text) > col.size or not text.isascii():
+            raise ValueTooLong(f"{col.name} is {len(text)} characters long or not ASCII; "
+                               f"the column holds {col.size} ASCII characters")
+        return text
+    if col.kind != "text":
         return value
     limit = col.size_in(unit)
     if col.json_list:
-        items = [str(v) for v in value]
+        mapping = isinstance(value, dict)
+        items = [(str(k), str(v)) for k, v in value.items()] if mapping else [str(v) for v in value]
         while items:
-            text = json.dumps(items, ensure_ascii=False)
+            text = json.dumps(dict(items) if mapping else items, ensure_ascii=False)
             if text_length(text, unit) <= limit:
                 return text
             items.pop()
@@ -124,6 +135,18 @@ def _meta(attr: str) -> Callable[[ImageRecord], Any]:
 
 def _list(attr: str) -> Callable[[ImageRecord], list[str] | None]:
     return lambda r: list(getattr(r.metadata, attr) or []) or None
+
+
+def _preview(attr: str) -> Callable[[ImageRecord], Any]:
+    return lambda r: getattr(r.preview, attr)
+
+
+def _band(index: int) -> Callable[[ImageRecord], int | None]:
+    return lambda r: band(r.preview.perceptual_hash, index)
+
+
+def band_column(index: int) -> str:
+    return f"PHashBand{index}"
 
 
 # The table, in order. Columns after Status were added by later releases (see migrations).
@@ -188,8 +211,18 @@ COLUMNS: tuple[Column, ...] = (
     Column("MetadataWarnings", "text", 2000, _list("warnings"), json_list=True),
     Column("Sequencer", "text", 64, lambda r: r.sequencer, cut=False),
     Column("DeletedAt", "datetime", value=lambda r: None),
+    # Added by migration 3: previews, placeholder and duplicate search (see docs/duplicates.md).
+    Column("Previews", "text", 1024, _preview("previews"), json_list=True),
+    Column("ThumbHash", "ascii", 48, _preview("thumb_hash")),
+    Column("ContentMD5", "char", 32, _preview("content_md5")),
+    Column("ContentSHA256", "char", 64, _preview("content_sha256")),
+    Column("PerceptualHash", "bigint", value=_preview("perceptual_hash")),
+    *(Column(band_column(i), "int", value=_band(i)) for i in range(BANDS)),
 )
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
+# The columns migration 1 created (the baseline); later migrations add the rest.
+BASELINE_COLUMNS = COLUMNS[: COLUMN_NAMES.index("DeletedAt") + 1]
+PREVIEW_COLUMNS = COLUMNS[len(BASELINE_COLUMNS):]
 BY_NAME = {c.name: c for c in COLUMNS}
 UPDATED = tuple(c for c in COLUMNS if c.name != "BlobKey")
 # What a deletion writes (a tombstone when no row exists yet); Status is always 'deleted'.

@@ -11,7 +11,16 @@ and one row per lower-cased keyword in ImageKeyword, kept in step by a trigger o
 
 from __future__ import annotations
 
-from shared.store.columns import COLUMNS, KEYWORD_SIZE, KEYWORD_TABLE, TABLE, Column
+from shared.hash_bands import BANDS
+from shared.store.columns import (
+    BASELINE_COLUMNS,
+    COLUMNS,
+    KEYWORD_SIZE,
+    KEYWORD_TABLE,
+    TABLE,
+    Column,
+    band_column,
+)
 
 __all__ = ["KEYWORD_TABLE", "TABLE"]
 from shared.store.dialects import Dialect
@@ -24,6 +33,14 @@ INDEXES: tuple[tuple[str, str], ...] = (
     ("IX_ImageMetadata_Rating", "Rating"),
     ("IX_ImageMetadata_Status", "Status, ProcessedAt"),
     ("IX_ImageMetadata_Gps", "GpsLatitude, GpsLongitude"),
+)
+
+# Duplicate search (migration 3): exact duplicates by ContentMD5 (with Status, so "not deleted"
+# is read from the index), near duplicates by one band of the perceptual hash each (with the
+# whole hash, so the exact distance is computed from the index alone); see shared.hash_bands.
+DUPLICATE_INDEXES: tuple[tuple[str, str], ...] = (
+    ("IX_ImageMetadata_ContentMD5", "ContentMD5, Status"),
+    *((f"IX_ImageMetadata_{band_column(i)}", f"{band_column(i)}, PerceptualHash") for i in range(BANDS)),
 )
 
 
@@ -47,14 +64,19 @@ SQLITE_LEGACY_UNIQUE = (
 
 
 def sqlite_drop_unique(table_columns: list[str]) -> list[str]:
-    """SQLite cannot drop a table constraint: rebuild the table without it, keeping every row."""
+    """SQLite cannot drop a table constraint: rebuild the table without it, keeping every row
+    (the baseline's columns: migration 1 runs this, and the later columns come after it)."""
     kept = ", ".join(["Id", *(c for c in table_columns if c.lower() != "id")])
     return [
         f"ALTER TABLE {TABLE} RENAME TO {TABLE}_unique_migration",
-        sqlite_create_table(),
+        sqlite_create_table(BASELINE_COLUMNS),
         f"INSERT INTO {TABLE} ({kept}) SELECT {kept} FROM {TABLE}_unique_migration",
         f"DROP TABLE {TABLE}_unique_migration",
     ]
+
+
+def sqlite_duplicate_support() -> list[str]:
+    return [f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})" for name, cols in DUPLICATE_INDEXES]
 
 
 def sqlite_query_support() -> list[str]:
@@ -94,6 +116,10 @@ POSTGRES_LEGACY_UNIQUE = (
 def postgres_drop_unique(name: str) -> str:
     # The name comes from the catalog (never from data); quoted as an identifier.
     return f'ALTER TABLE {TABLE} DROP CONSTRAINT IF EXISTS "{name.replace(chr(34), "")}"'
+
+
+def postgres_duplicate_support() -> list[str]:
+    return [f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})" for name, cols in DUPLICATE_INDEXES]
 
 
 def postgres_query_support() -> list[str]:
@@ -162,6 +188,10 @@ TSQL_KEYWORD_TRIGGER_BODY = (
     "CROSS APPLY OPENJSON(CASE WHEN ISJSON(i.Keywords) = 1 THEN i.Keywords END) AS j\n"
     "WHERE j.[type] = 1;"
 )
+
+
+def tsql_duplicate_support() -> list[str]:
+    return [tsql_index(TABLE, name, cols) for name, cols in DUPLICATE_INDEXES]
 
 
 def tsql_query_support() -> list[str]:

@@ -3,9 +3,10 @@ decision tables; schema changes live in shared.store.migrations.
 
 Every statement is parameterised with ``?`` markers (both drivers, every engine); identifiers
 come only from the column table, never from data. Each statement comes with the columns its
-parameters stand for, from which T-SQL binds explicit input types (``input_sizes``): the key as
-CHAR(64) and text as NVARCHAR(n) in the column's own size, so no parameter has a type above its
-column's in SQL Server's data type precedence and the column is never converted (docs/azure-sql.md).
+parameters stand for, from which T-SQL binds explicit input types (``input_sizes``): the key and
+the hex digests as CHAR(n), ASCII codes as VARCHAR(n) and text as NVARCHAR(n), each in the
+column's own size, so no parameter has a type above its column's in SQL Server's data type
+precedence and the column is never converted (docs/azure-sql.md, docs/duplicates.md).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from shared.store.rules import DELETE_TABLE, RULE_COLUMNS, UPSERT_TABLE, sql_cas
 
 # ODBC SQL type codes (sql.h / sqlext.h): the same numbers in pyodbc and mssql-python's ConstantsDDBC.
 SQL_CHAR = 1
+SQL_VARCHAR = 12
 SQL_DECIMAL = 3
 SQL_INTEGER = 4
 SQL_DOUBLE = 8
@@ -78,7 +80,7 @@ class Dialect:
     def select_by_keys(self, count: int) -> Statement:
         """The state of up to ``count`` rows, by BlobKey (one reconciliation page)."""
         marks = ", ".join("?" for _ in range(count))
-        return Statement(f"SELECT BlobKey, BlobName, ETag, Status, Sequencer, ExtractorVersion FROM {self.table} "
+        return Statement(f"SELECT BlobKey, BlobName, ETag, Status, Sequencer, ExtractorVersion, Previews FROM {self.table} "
                          f"WHERE BlobKey IN ({marks})", (BY_NAME["BlobKey"],) * count)
 
     def page_after_key(self) -> Statement:
@@ -116,8 +118,12 @@ class Dialect:
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
+    # BIGINT has SQLite's INTEGER affinity (8 bytes) like INTEGER, but the SQLite ODBC driver reads
+    # a column declared INTEGER as a 32-bit SQL_INTEGER and cuts larger values: a 64-bit hash
+    # or a size past 2 GiB reads back only when the column is declared BIGINT.
     types = {
-        "key": "TEXT", "text": "TEXT", "int": "INTEGER", "bigint": "INTEGER", "decimal": "REAL",
+        "key": "TEXT", "text": "TEXT", "char": "TEXT", "ascii": "TEXT", "int": "INTEGER", "bigint": "BIGINT",
+        "decimal": "REAL",
         "float": "REAL", "bool": "INTEGER", "datetime": "TEXT",
     }
 
@@ -139,7 +145,8 @@ class SQLiteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgresql"
     types = {
-        "key": "CHAR(64)", "text": "VARCHAR({n})", "int": "INTEGER", "bigint": "BIGINT",
+        "key": "CHAR(64)", "text": "VARCHAR({n})", "char": "CHAR({n})", "ascii": "VARCHAR({n})",
+        "int": "INTEGER", "bigint": "BIGINT",
         "decimal": "NUMERIC(18, 2)", "float": "DOUBLE PRECISION", "bool": "BOOLEAN",
         "datetime": "TIMESTAMP(6)",
     }
@@ -165,7 +172,8 @@ class TSqlDialect(Dialect):
     table = f"dbo.{TABLE}"
     unit = UNIT_UTF16
     types = {
-        "key": "CHAR(64)", "text": "NVARCHAR({n})", "int": "INT", "bigint": "BIGINT",
+        "key": "CHAR(64)", "text": "NVARCHAR({n})", "char": "CHAR({n})", "ascii": "VARCHAR({n})",
+        "int": "INT", "bigint": "BIGINT",
         "decimal": "DECIMAL(18, 2)", "float": "FLOAT", "bool": "BIT", "datetime": "DATETIME2(6)",
     }
 
@@ -193,6 +201,7 @@ class TSqlDialect(Dialect):
             f"USING (VALUES ({marks})) AS s ({cols}) ON t.BlobKey = s.BlobKey "
             f"WHEN MATCHED AND {self.delete_condition('t', 's')} THEN UPDATE SET "
             f"t.Status = N'{STATUS_DELETED}', t.DeletedAt = s.DeletedAt, t.ProcessedAt = s.ProcessedAt, "
+            "t.Previews = NULL, "
             "t.Sequencer = COALESCE(s.Sequencer, t.Sequencer) "
             f"WHEN NOT MATCHED BY TARGET THEN INSERT ({cols}, Status) VALUES ({values}, N'{STATUS_DELETED}');",
             tuple(BY_NAME[c] for c in DELETE_COLUMNS))
@@ -206,8 +215,10 @@ class TSqlDialect(Dialect):
         return [self.bind_type(c) for c in statement.params]
 
     def bind_type(self, col: Column) -> tuple[int, int, int]:
-        if col.kind == "key":
+        if col.kind in ("key", "char"):
             return (SQL_CHAR, col.size, 0)
+        if col.kind == "ascii":
+            return (SQL_VARCHAR, col.size, 0)
         if col.kind == "text":
             return (SQL_WVARCHAR, col.size_in(self.unit), 0)
         return _TSQL_BIND[col.kind]
@@ -225,14 +236,15 @@ def _on_conflict_upsert(dialect: Dialect, new: str) -> Statement:
 
 
 def _on_conflict_delete(dialect: Dialect, new: str) -> Statement:
-    """SQLite and PostgreSQL share the ON CONFLICT form of the deletion."""
+    """SQLite and PostgreSQL share the ON CONFLICT form of the deletion. A deleted row keeps what
+    the image was (hashes included) but names no previews: the deletion removes those blobs."""
     cols = ", ".join(DELETE_COLUMNS)
     marks = ", ".join("?" for _ in DELETE_COLUMNS)
     t = dialect.table
     return Statement(
         f"INSERT INTO {t} ({cols}, Status) VALUES ({marks}, '{STATUS_DELETED}') "
         f"ON CONFLICT (BlobKey) DO UPDATE SET Status = '{STATUS_DELETED}', "
-        f"DeletedAt = {new}.DeletedAt, ProcessedAt = {new}.ProcessedAt, "
+        f"DeletedAt = {new}.DeletedAt, ProcessedAt = {new}.ProcessedAt, Previews = NULL, "
         f"Sequencer = COALESCE({new}.Sequencer, {t}.Sequencer) "
         f"WHERE {dialect.delete_condition(t, new)}",
         tuple(BY_NAME[c] for c in DELETE_COLUMNS))

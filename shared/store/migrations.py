@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.errors import ConfigurationError, DatabaseUnavailableError
 from shared.store import ddl
-from shared.store.columns import BY_NAME, COLUMNS, TABLE, now
+from shared.store.columns import BASELINE_COLUMNS, BY_NAME, PREVIEW_COLUMNS, TABLE, Column, now
 from shared.store.dialects import Dialect
 
 
@@ -39,12 +39,16 @@ def _present_columns(cursor: Any, dialect: Dialect) -> set[str]:
     return {d[0].lower() for d in cursor.description}
 
 
-def _baseline_sqlite(cursor: Any, dialect: Dialect) -> None:
-    cursor.execute(ddl.sqlite_create_table())
+def _add_sqlite_columns(cursor: Any, dialect: Dialect, columns: tuple[Column, ...]) -> None:
     present = _present_columns(cursor, dialect)
-    for col in COLUMNS:
+    for col in columns:
         if col.name.lower() not in present:
             cursor.execute(f"ALTER TABLE {TABLE} ADD COLUMN {col.name} {dialect.type_of(col)} NULL")
+
+
+def _baseline_sqlite(cursor: Any, dialect: Dialect) -> None:
+    cursor.execute(ddl.sqlite_create_table(BASELINE_COLUMNS))
+    _add_sqlite_columns(cursor, dialect, BASELINE_COLUMNS)
     cursor.execute(ddl.SQLITE_LEGACY_UNIQUE)
     if cursor.fetchall():
         cursor.execute(f"SELECT * FROM {TABLE} WHERE 1 = 0")
@@ -54,10 +58,14 @@ def _baseline_sqlite(cursor: Any, dialect: Dialect) -> None:
         cursor.execute(statement)
 
 
-def _baseline_postgres(cursor: Any, dialect: Dialect) -> None:
-    cursor.execute(ddl.postgres_create_table())
-    for col in COLUMNS:
+def _add_postgres_columns(cursor: Any, dialect: Dialect, columns: tuple[Column, ...]) -> None:
+    for col in columns:
         cursor.execute(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {col.name} {dialect.type_of(col)} NULL")
+
+
+def _baseline_postgres(cursor: Any, dialect: Dialect) -> None:
+    cursor.execute(ddl.postgres_create_table(BASELINE_COLUMNS))
+    _add_postgres_columns(cursor, dialect, BASELINE_COLUMNS)
     cursor.execute(ddl.POSTGRES_LEGACY_UNIQUE)
     for (name,) in cursor.fetchall():
         cursor.execute(ddl.postgres_drop_unique(name))
@@ -66,8 +74,8 @@ def _baseline_postgres(cursor: Any, dialect: Dialect) -> None:
 
 
 def _baseline_tsql(cursor: Any, dialect: Dialect) -> None:
-    cursor.execute(ddl.tsql_create_table())
-    for col in COLUMNS:
+    cursor.execute(ddl.tsql_create_table(BASELINE_COLUMNS))
+    for col in BASELINE_COLUMNS:
         cursor.execute(ddl.tsql_add_column(col))
     for statement in ddl.tsql_query_support():
         cursor.execute(statement)
@@ -82,12 +90,36 @@ def _widen_names_tsql(cursor: Any, dialect: Dialect) -> None:
         cursor.execute(ddl.tsql_widen(BY_NAME[name]))
 
 
+def _previews_sqlite(cursor: Any, dialect: Dialect) -> None:
+    _add_sqlite_columns(cursor, dialect, PREVIEW_COLUMNS)
+    for statement in ddl.sqlite_duplicate_support():
+        cursor.execute(statement)
+
+
+def _previews_postgres(cursor: Any, dialect: Dialect) -> None:
+    _add_postgres_columns(cursor, dialect, PREVIEW_COLUMNS)
+    for statement in ddl.postgres_duplicate_support():
+        cursor.execute(statement)
+
+
+def _previews_tsql(cursor: Any, dialect: Dialect) -> None:
+    """Nullable columns without a default are a metadata-only change; each index is built once."""
+    for col in PREVIEW_COLUMNS:
+        cursor.execute(ddl.tsql_add_column(col))
+    for statement in ddl.tsql_duplicate_support():
+        cursor.execute(statement)
+
+
 _BASELINE = "table, columns through DeletedAt, one uniqueness (BlobKey), query indexes, keyword table"
 _WIDEN = "BlobName and FileName sized for 1,024 characters in UTF-16 units"
+_PREVIEWS = "Previews, ThumbHash, content digests, perceptual hash and its bands, duplicate indexes"
 MIGRATIONS: dict[str, tuple[Migration, ...]] = {
-    "sqlite": (Migration(1, _BASELINE, _baseline_sqlite), Migration(2, _WIDEN, _nothing)),
-    "postgresql": (Migration(1, _BASELINE, _baseline_postgres), Migration(2, _WIDEN, _nothing)),
-    "tsql": (Migration(1, _BASELINE, _baseline_tsql), Migration(2, _WIDEN, _widen_names_tsql)),
+    "sqlite": (Migration(1, _BASELINE, _baseline_sqlite), Migration(2, _WIDEN, _nothing),
+               Migration(3, _PREVIEWS, _previews_sqlite)),
+    "postgresql": (Migration(1, _BASELINE, _baseline_postgres), Migration(2, _WIDEN, _nothing),
+                   Migration(3, _PREVIEWS, _previews_postgres)),
+    "tsql": (Migration(1, _BASELINE, _baseline_tsql), Migration(2, _WIDEN, _widen_names_tsql),
+             Migration(3, _PREVIEWS, _previews_tsql)),
 }
 LATEST = max(m.number for m in MIGRATIONS["sqlite"])
 assert all(max(m.number for m in ms) == LATEST for ms in MIGRATIONS.values())

@@ -9,6 +9,7 @@ migrated if this identity has DDL rights, and otherwise the first write fails na
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -240,7 +241,8 @@ class SqlStore:
     # ---- reads --------------------------------------------------------------------------
 
     def rows_by_keys(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """BlobKey -> {BlobName, ETag, Status, Sequencer, ExtractorVersion} for the rows that exist among ``keys``."""
+        """BlobKey -> {BlobName, ETag, Status, Sequencer, ExtractorVersion, Previews} for the rows that exist
+        among ``keys`` (Previews as the size -> preview blob name dict, or None)."""
         self.ensure_schema()
         if not keys:
             return {}
@@ -249,7 +251,7 @@ class SqlStore:
         def read(cursor: Any) -> dict[str, dict[str, Any]]:
             self._execute(cursor, statement, list(keys))
             return {row[0].strip(): {"BlobName": row[1], "ETag": row[2], "Status": row[3], "Sequencer": row[4],
-                                  "ExtractorVersion": row[5]}
+                                  "ExtractorVersion": row[5], "Previews": previews_of(row[6])}
                     for row in cursor.fetchall()}
 
         return self._run(read)
@@ -266,6 +268,16 @@ class SqlStore:
 
         return self._run(read)
 
+    def fetch(self, statement: Statement, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Run one read with its parameters bound as the statement's columns (shared.duplicates)."""
+        self.ensure_schema()
+
+        def read(cursor: Any) -> list[tuple[Any, ...]]:
+            self._execute(cursor, statement, params)
+            return [tuple(r) for r in cursor.fetchall()]
+
+        return self._run(read)
+
     def rows(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Read rows as dicts keyed by the column names (for tools and tests)."""
         self.ensure_schema()
@@ -277,6 +289,17 @@ class SqlStore:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
         return self._run(read)
+
+
+def previews_of(text: str | None) -> dict[str, str] | None:
+    """The Previews column as written (a JSON object), or None when absent or not an object."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
 
 
 _local = threading.local()
@@ -298,4 +321,5 @@ def forget_schema_checks() -> None:
         _checked.clear()
 
 
-__all__ = ["APPLIED", "BY_NAME", "KEPT", "SUPERSEDED", "TIED", "SqlStore", "forget_schema_checks", "store_for"]
+__all__ = ["APPLIED", "BY_NAME", "KEPT", "SUPERSEDED", "TIED", "SqlStore", "forget_schema_checks", "previews_of",
+           "store_for"]

@@ -1,0 +1,138 @@
+"""Pictures cameras embed: a raw photo's preview and an EXIF thumbnail, found without decoding.
+
+A raw photo's sensor data needs demosaicing (no library here does it, nor should a preview
+step pay for it); every camera writes a finished picture beside it. TIFF-based raws (DNG, NEF,
+CR2, ARW, ...) hold it as a directory: a JPEG by JPEGInterchangeFormat (0x0201/0x0202) or by a
+JPEG-compressed strip (Compression 6 or 7), or uncompressed 8-bit RGB strips (DNG's preview
+IFD); the largest is taken. A Fujifilm RAF names its JPEG's offset and length at 0x54. The
+orientation is the raw's IFD0 Orientation (the embedded picture is stored as the sensor saw it).
+A HEIC's thumbnail items (``thmb``, iPhones write a 320 px one) are decoded by libheif with
+their own rotation applied, so they arrive upright.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+from PIL import Image
+
+from shared import raw_formats
+from shared.raw_containers import RAF_MAGIC
+from shared.tiff_ifd import (
+    TAG_BITS,
+    TAG_COMPRESSION,
+    TAG_HEIGHT,
+    TAG_PHOTOMETRIC,
+    TAG_WIDTH,
+    Directory,
+    NotTiff,
+    TiffReader,
+)
+
+RAW_KINDS = ("RAF", "CR3", "MRW")  # raw containers that are not TIFF-structured
+TAG_JPEG_OFFSET, TAG_JPEG_LENGTH = 0x0201, 0x0202
+TAG_STRIP_OFFSETS, TAG_STRIP_COUNTS, TAG_SAMPLES, TAG_ORIENTATION = 0x0111, 0x0117, 0x0115, 0x0112
+JPEG_COMPRESSION = (6, 7)
+TAG_IFD1_MARK = 1  # EXIF's IFD1 is the second directory of the chain
+
+
+def embedded_raw_picture(data: bytes) -> tuple[Image.Image, int] | None:
+    """A raw photo's largest embedded picture (opened lazily) and the orientation to apply, or
+    None when ``data`` is not a raw photo; raises ValueError for a raw photo without one."""
+    if data[:8] == RAF_MAGIC:
+        return _raf_picture(data)
+    if data[4:8] == b"ftyp" and data[8:12] == b"crx ":
+        raise ValueError("CR3 embedded previews are not read yet")
+    if data[:4] == b"\x00MRM":
+        raise ValueError("MRW embedded previews are not read yet")
+    fp = io.BytesIO(data)
+    try:
+        if raw_formats.describe_raw(fp) is None:
+            return None
+        reader = TiffReader(fp)
+        directories = list(reader.image_directories())
+    except (NotTiff, struct.error):
+        return None
+    best: Image.Image | None = None
+    for directory in directories:
+        picture = _directory_picture(data, directory)
+        if picture is not None and (best is None or picture.width * picture.height > best.width * best.height):
+            best = picture
+    if best is None:
+        raise ValueError("raw photo without an embedded JPEG or RGB preview")
+    orientation = directories[0].number(TAG_ORIENTATION) or 1
+    return best, orientation if orientation in range(1, 9) else 1
+
+
+def _directory_picture(data: bytes, directory: Directory) -> Image.Image | None:
+    offset, length = directory.number(TAG_JPEG_OFFSET), directory.number(TAG_JPEG_LENGTH)
+    if offset and length:
+        return _jpeg_at(data, offset, length)
+    strips, counts = directory.offsets(TAG_STRIP_OFFSETS), directory.offsets(TAG_STRIP_COUNTS)
+    if len(strips) != 1 or len(counts) != 1:
+        return None
+    compression = directory.number(TAG_COMPRESSION)
+    if compression in JPEG_COMPRESSION:
+        return _jpeg_at(data, strips[0], counts[0])
+    width, height = directory.number(TAG_WIDTH), directory.number(TAG_HEIGHT)
+    bits = directory.get(TAG_BITS)
+    if (compression == 1 and directory.number(TAG_PHOTOMETRIC) == 2 and directory.number(TAG_SAMPLES) == 3
+            and bits in (8, (8, 8, 8)) and width and height and counts[0] >= width * height * 3
+            and strips[0] + width * height * 3 <= len(data)):
+        return Image.frombytes("RGB", (width, height), data[strips[0]:strips[0] + width * height * 3])
+    return None
+
+
+def _jpeg_at(data: bytes, offset: int, length: int) -> Image.Image | None:
+    if offset <= 0 or length <= 0 or offset + length > len(data) or data[offset:offset + 2] != b"\xff\xd8":
+        return None
+    try:
+        return Image.open(io.BytesIO(data[offset:offset + length]), formats=["JPEG"])
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _raf_picture(data: bytes) -> tuple[Image.Image, int]:
+    if len(data) < 0x5C:
+        raise ValueError("RAF header cut short")
+    offset, length = struct.unpack_from(">II", data, 0x54)
+    picture = _jpeg_at(data, offset, length)
+    if picture is None:
+        raise ValueError("RAF without a readable embedded JPEG")
+    value = picture.getexif().get(TAG_ORIENTATION, 1)
+    return picture, value if isinstance(value, int) and value in range(1, 9) else 1
+
+
+def heif_thumbnail(data: bytes, long_edge: int) -> Image.Image | None:
+    """The smallest HEIF thumbnail whose long edge covers ``long_edge`` (decoded, upright), or None."""
+    try:
+        import pillow_heif
+
+        heif = pillow_heif.open_heif(io.BytesIO(data))
+        primary = heif[heif.primary_index]
+        sizes = list(primary.info.get("thumbnails") or [])
+        usable = sorted((s, i) for i, s in enumerate(sizes) if isinstance(s, int) and s >= long_edge)
+        if not usable:
+            return None
+        return primary.get_thumbnail(usable[0][1]).to_pillow()
+    except (ImportError, ValueError, RuntimeError, IndexError, OSError):
+        return None
+
+
+def exif_thumbnail(exif: bytes | None) -> bytes | None:
+    """The JPEG thumbnail in EXIF's IFD1 (the APP1 payload, 'Exif\\0\\0' and a TIFF), or None."""
+    if not exif:
+        return None
+    tiff = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+    try:
+        chain = TiffReader(io.BytesIO(tiff)).chain()
+    except (NotTiff, struct.error):
+        return None
+    if len(chain) <= TAG_IFD1_MARK:
+        return None
+    ifd1 = chain[TAG_IFD1_MARK]
+    offset, length = ifd1.number(TAG_JPEG_OFFSET), ifd1.number(TAG_JPEG_LENGTH)
+    if not offset or not length or offset + length > len(tiff) or tiff[offset:offset + 2] != b"\xff\xd8":
+        return None
+    return tiff[offset:offset + length]
