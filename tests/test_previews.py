@@ -14,7 +14,8 @@ import pytest
 from PIL import Image, ImageOps
 
 import shared.image_open  # noqa: F401 - registers the HEIF opener
-from bench.spec_files import SHORT, Ifd, _heif, raf_bytes, tiff_bytes
+from bench.spec_containers import raf_bytes
+from bench.spec_files import SHORT, Ifd, _heif, tiff_bytes
 from devhost import samples
 from shared import previews
 from shared.previews import NoPreview, PreviewOptions, render_previews
