@@ -51,7 +51,10 @@ ACTIVE = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 TOTALS = ("pages", "listCalls", "blobsListed", "missingRows", "otherVersionRows", "failedRows",
           "deletedRowsOfPresentBlobs", "started", "alreadyCovered", "rowsChecked", "rowsSelected",
           "propertyReads", "rowsMarkedGone", "sqlStatements", "stateCalls", "stateBytes", "deadLetterBlobs",
-          "deadLetterEventsRequeued", "deadLetterBlobsFailed", "waits", "stepRetries")
+          "deadLetterEventsRequeued", "deadLetterBlobsFailed", "waits", "stepRetries", "stateBytesWritten",
+          "stateBytesRead")
+# Seconds spent in each phase's steps (the activities' own time), summed.
+PHASE_SECONDS = tuple(f"{phase}Seconds" for phase in ("deadletter", "list", "rows", "cleanup", "reindex"))
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def begin(state: dict[str, Any], now: datetime) -> dict[str, Any]:
         raise ValueError(f"unknown pass mode {mode!r}: 'reconcile' or 'reindex'")
     return {**state, "mode": mode, "settings": {**asdict(PassSettings()), **(state.get("settings") or {})},
             "passId": now.strftime("%Y%m%dT%H%M%S%fZ"), "phase": PHASES[mode][0], "cursor": None,
-            "totals": dict.fromkeys(TOTALS, 0), "startedAt": _stamp(now), "nextStepAt": None, "generation": 0}
+            "totals": dict.fromkeys(TOTALS + PHASE_SECONDS, 0), "startedAt": _stamp(now), "nextStepAt": None, "generation": 0}
 
 
 def step_request(state: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +130,8 @@ def advance(state: dict[str, Any], result: dict[str, Any], began: datetime, now:
             totals[name] += value
     totals["pages"] += 1
     phase, cursor = state["phase"], result.get("cursor")
+    seconds = f"{phase}Seconds"
+    totals[seconds] = round(totals.get(seconds, 0) + (result.get("counters") or {}).get("stepSeconds", 0), 3)
     if cursor is None:
         phases = PHASES[state["mode"]]
         at = phases.index(phase)
