@@ -7,6 +7,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from shared.deadletter import DEAD_LETTER_CONTAINER
 from shared.log_context import log_context
 from shared.reconcile_pages import Connections, run_step
 from shared.settings import (
@@ -22,5 +23,6 @@ async def main(step: dict, starter: str) -> dict[str, Any]:
     with log_context():
         conn = Connections(images=storage_connection_string(), host=host_storage_connection_string(),
                            sql=sql_connection_string(), container=INPUT_CONTAINER,
-                           retry_delays=parse_retry_delays(os.environ.get("RetryDelaysSeconds")))
+                           retry_delays=parse_retry_delays(os.environ.get("RetryDelaysSeconds")),
+                           dead_letter_container=os.environ.get("EventGridDeadLetterContainer") or DEAD_LETTER_CONTAINER)
         return await run_step(df.DurableOrchestrationClient(starter), step, conn)

@@ -35,7 +35,7 @@ from typing import Any
 
 from shared import listed_keys
 from shared.blob_access import blob_version, list_blob_page
-from shared.deadletter import requeue_dead_letters
+from shared.deadletter import DEAD_LETTER_CONTAINER, requeue_dead_letters
 from shared.models import STATUS_DELETED, STATUS_FAILED, BlobRef
 from shared.settings import StorageTarget
 from shared.starter import ThreadStore, start_for_blob
@@ -56,6 +56,7 @@ class Connections:
     sql: str
     container: str
     retry_delays: tuple[float, ...]
+    dead_letter_container: str = DEAD_LETTER_CONTAINER  # app setting EventGridDeadLetterContainer
 
 
 def needs_run(blob: BlobRef, row: dict[str, Any] | None) -> str:
@@ -105,7 +106,7 @@ async def _deadletter(client: Any, step: dict[str, Any], conn: Connections, coun
                       ) -> dict[str, Any] | None:
     report = await requeue_dead_letters(
         client, host_storage=conn.host, images_storage=conn.images, sql_connection=conn.sql,
-        retry_delays=conn.retry_delays, input_container=conn.container,
+        retry_delays=conn.retry_delays, input_container=conn.container, container=conn.dead_letter_container,
         continuation=(step.get("cursor") or {}).get("token"))
     counters["deadLetterBlobs"] += report.blobs_seen
     counters["deadLetterEventsRequeued"] += report.events_requeued
