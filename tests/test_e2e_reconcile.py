@@ -234,3 +234,22 @@ def test_reindex_killed_mid_pass_resumes_and_loses_nothing(storage, sqlite_cs, t
     assert {i for i, _ in _starts(tmp_path / "state")} == expected
     _, output = _instance(tmp_path / "state")
     assert output["mode"] == "reindex" and output["started"] <= 36
+
+
+def test_a_pass_and_a_reindex_through_the_host_on_postgresql(storage, postgres_cs, tmp_path):
+    """The same pass on a client/server database: a first pass indexes, a re-index by prefix
+    re-runs only those rows (their Completed instances restarted), a routine pass does nothing."""
+    names = [f"pg/{i:02d}.png" for i in range(12)] + [f"other/{i}.png" for i in range(4)]
+    _upload(storage, names)
+    settings = {"AzureWebJobsStorage": storage, "SqlConnectionString": postgres_cs, "RetryDelaysSeconds": "0.5,1"}
+    pace = PassSettings(startsPerSecond=1000, stepSeconds=5, listPageSize=5, rowPageSize=6)
+    first = asyncio.run(run_pass(settings, tmp_path / "hub", reconcile_input(pace), timeout=180))
+    assert (first["runtimeStatus"], first["result"]["started"]) == ("Completed", 16)
+    _check_rows(storage, postgres_cs)
+    again = asyncio.run(run_pass(settings, tmp_path / "hub", reindex_input(pace, prefix="pg/"), timeout=180))
+    assert (again["result"]["rowsSelected"], again["result"]["started"]) == (12, 12)
+    routine = asyncio.run(run_pass(settings, tmp_path / "hub", reconcile_input(pace), timeout=180))
+    assert (routine["result"]["started"], routine["result"]["rowsChecked"]) == (0, 16)
+    starts = Counter(i for i, _ in _starts(tmp_path / "hub"))
+    assert sorted(Counter(starts.values()).items()) == [(1, 4), (2, 12)]  # the prefix's rows once more
+    _check_rows(storage, postgres_cs)
