@@ -9,6 +9,7 @@ param principalType string
 param durableBackend string
 param reconcileSchedule string
 param historyRetentionDays int
+param reconcileStartsPerSecond int
 
 var inputContainerName = 'images-input'
 var previewContainerName = 'images-previews'
@@ -472,6 +473,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PreviewContainer: previewContainerName
     PreviewSizes: '256,1024'
     PreviewFormat: 'webp'
+    ReconcileStartsPerSecond: string(reconcileStartsPerSecond)
   }, durableTaskSchedulerSettings)
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -215,3 +216,32 @@ def test_no_dead_letter_container_means_nothing_was_dead_lettered(dl):
     dl.container = f"missing-{uuid.uuid4().hex[:8]}"
     client, report = dl.run(dl.requeue)
     assert report.blobs_seen == 0 and report.continuation is None and not client.starts
+
+
+def test_the_reconciliation_pass_requeues_dead_letters_and_counts_them(dl):
+    """The pass's first phase (shared.reconcile_pages, phase "deadletter") re-queues one page per
+    step from the container the app setting names, and its totals say how many events went back."""
+    from shared.reconcile_flow import PassSettings, advance, begin, reconcile_input, step_request
+    from shared.reconcile_pages import Connections, run_step
+
+    names = [_name() for _ in range(3)]
+    for name in names:
+        dl.write([dead_lettered(blob_created_event(dl.upload(name), dl.seq.next()))])
+    conn = Connections(images=dl.storage, host=dl.storage, sql=dl.sql, container=INPUT_CONTAINER,
+                       retry_delays=DELAYS, dead_letter_container=dl.container)
+
+    async def deadletter_phase(client: CountingClient) -> dict[str, Any]:
+        state = begin(reconcile_input(PassSettings()), datetime(2026, 1, 1, tzinfo=UTC))
+        while state["phase"] == "deadletter":
+            request = {**step_request(state), "cursor": state["cursor"]}
+            state = advance(state, await run_step(client, request, conn), datetime.now(UTC), datetime.now(UTC))
+        return state["totals"]
+
+    client, totals = dl.run(deadletter_phase)
+    assert (totals["deadLetterBlobs"], totals["deadLetterEventsRequeued"]) == (3, 3)
+    assert len(client.starts) == 3
+    # Negative control: pointed at another (empty) container it re-queues nothing.
+    conn = Connections(images=dl.storage, host=dl.storage, sql=dl.sql, container=INPUT_CONTAINER,
+                       retry_delays=DELAYS, dead_letter_container="no-such-deadletter")
+    client, totals = dl.run(deadletter_phase)
+    assert totals["deadLetterEventsRequeued"] == 0 and not client.starts
