@@ -27,7 +27,7 @@ from shared.activities import extract_metadata
 from shared.blob_access import ensure_container, list_blob_refs, service_client, upload_bytes
 from shared.events import handle_blob_event
 from shared.listed_keys import STATE_CONTAINER
-from shared.models import BlobRef
+from shared.models import EXTRACTOR_VERSION, BlobRef
 from shared.reconcile_flow import PassSettings, advance, begin, reconcile_input, reindex_input, step_request
 from shared.reconcile_pages import Connections, run_step
 from shared.starter import instance_id_for
@@ -194,7 +194,7 @@ def test_reindex_takes_rows_by_filter_skips_deleted_and_marks_gone(storage_env, 
     refs = _upload_all(storage_env, container, names, PNG)
     store = SqlStore(any_db_cs)
     for name, ref in refs.items():
-        version = 2 if name.startswith("old/") else 3
+        version = EXTRACTOR_VERSION - 1 if name.startswith("old/") else EXTRACTOR_VERSION
         status = "rejected" if name in ("new/0.png", "old/0.png") else "processed"
         store.upsert(ImageRecord.for_blob(ref, status, metadata=ImageMetadata(format="PNG", extractor_version=version)))
     store.mark_deleted(container, "old/dead.png", deleted_at=datetime.now(UTC), etag=refs["old/dead.png"].etag)
@@ -218,7 +218,7 @@ def test_reindex_takes_rows_by_filter_skips_deleted_and_marks_gone(storage_env, 
     assert totals["started"] == 6 and totals["rowsMarkedGone"] == 1
     assert {r["BlobName"]: r["Status"] for r in store.rows() if r["BlobName"] in ("old/gone.png", "old/dead.png")} \
         == {"old/gone.png": "deleted", "old/dead.png": "deleted"}
-    assert all(r["ExtractorVersion"] == 3 for r in store.rows() if r["Status"] != "deleted")
+    assert all(r["ExtractorVersion"] == EXTRACTOR_VERSION for r in store.rows() if r["Status"] != "deleted")
     again_client, again = reindex()
     assert (again["rowsSelected"], again["started"]) == (0, 0)  # every live row is now at the newest version
     # STATUS=rejected: rows at the current version too (old/0 was re-extracted above and is now
