@@ -1,4 +1,4 @@
-"""Command line: python -m devhost {demo,run,host,upload,show,status}."""
+"""Command line: python -m devhost {demo,run,host,upload,show,status,reconcile,reindex}."""
 
 from __future__ import annotations
 
@@ -146,6 +146,54 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_pass(args: argparse.Namespace, pass_input: dict[str, Any]) -> int:
+    """Start one pass on a local host (Azurite started unless --no-azurite), wait, print its totals."""
+    from devhost.passes import run_pass
+
+    LOCAL.mkdir(exist_ok=True)
+    azurite = None
+    if args.no_azurite:
+        values = _settings()
+    else:
+        azurite, values = _start_stack(args.azurite_port)
+    try:
+        result = asyncio.run(run_pass(values, Path(args.state), pass_input, timeout=args.timeout,
+                                      wait_runs=not args.no_wait_runs, workers=args.workers))
+    finally:
+        if azurite is not None:
+            azurite.stop()
+    json.dump(result, sys.stdout, default=str, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0 if result["runtimeStatus"] == "Completed" else 1
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from shared.reconcile_flow import pass_settings, reconcile_input
+
+    return _run_pass(args, reconcile_input(pass_settings(_settings())))
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from shared.models import STATUS_FAILED, STATUS_PROCESSED, STATUS_REJECTED
+    from shared.reconcile_flow import pass_settings, reindex_input
+
+    statuses = tuple(s.strip() for s in (args.status or "").split(",") if s.strip())
+    allowed = (STATUS_PROCESSED, STATUS_REJECTED, STATUS_FAILED)
+    if any(s not in allowed for s in statuses):
+        raise SystemExit(f"reindex: STATUS must be a comma-separated list of {', '.join(allowed)}; got {args.status!r}"
+                         " (deleted rows are never re-indexed)")
+    before = None
+    if args.before:
+        try:
+            before = datetime.fromisoformat(args.before)
+        except ValueError:
+            raise SystemExit(f"reindex: BEFORE={args.before!r} is not an ISO time, e.g. 2026-12-01T00:00:00Z") from None
+    return _run_pass(args, reindex_input(pass_settings(_settings()), statuses=statuses, prefix=args.prefix or "",
+                                         before=before))
+
+
 def _host_config(values: dict[str, str], state: Path, port: int = 0, workers: int = 2) -> HostConfig:
     """EVENTGRID_DUPLICATE_RATE, EVENTGRID_REORDER_RATE and EVENTGRID_SEED tune the emulated Event Grid."""
     policy = DeliveryPolicy(duplicate_rate=float(os.environ.get("EVENTGRID_DUPLICATE_RATE", "0.1")),
@@ -279,14 +327,29 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--max-blobs", type=int, default=100_000,
                         help="stop listing the container after this many blobs (the count is then partial)")
     status.add_argument("--no-list", action="store_true", help="do not list the container (table only)")
+    for name, text in (("reconcile", "one reconciliation pass now: start what has no final row, mark rows of "
+                                     "gone blobs; waits, prints its totals as JSON"),
+                       ("reindex", "re-index rows (default: written by an older ExtractorVersion); waits, "
+                                   "prints its totals as JSON")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--state", default=str(LOCAL / "host"), help="the local host's task hub folder")
+        cmd.add_argument("--timeout", type=float, default=3600)
+        cmd.add_argument("--workers", type=int, default=2)
+        cmd.add_argument("--no-azurite", action="store_true",
+                         help="use the storage AzureWebJobsStorage names instead of starting Azurite")
+        cmd.add_argument("--no-wait-runs", action="store_true", help="return when the pass ends, before its runs do")
+        if name == "reindex":
+            cmd.add_argument("--status", help="only rows with these statuses, e.g. failed,rejected")
+            cmd.add_argument("--prefix", help="only blobs whose name starts with this")
+            cmd.add_argument("--before", help="only rows written before this ISO time")
     args = parser.parse_args(argv)
-    quiet = args.command in ("demo", "show", "upload", "status")
+    quiet = args.command in ("demo", "show", "upload", "status", "reconcile", "reindex")
     logging.basicConfig(level=os.environ.get("DEVHOST_LOG", "ERROR" if quiet else "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "azurite":
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     handlers = {"azurite": cmd_azurite, "demo": cmd_demo, "run": cmd_run, "host": cmd_host, "upload": cmd_upload, "show": cmd_show,
-                "status": cmd_status}
+                "status": cmd_status, "reconcile": cmd_reconcile, "reindex": cmd_reindex}
     try:
         return handlers[args.command](args)
     except (ServiceError, PipelineError, RuntimeError) as exc:

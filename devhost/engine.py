@@ -110,6 +110,12 @@ CREATE TABLE IF NOT EXISTS work (
     UNIQUE (instance_id, execution_id, task_id)
 );
 CREATE INDEX IF NOT EXISTS work_kind_due ON work (kind, due_at);
+CREATE TABLE IF NOT EXISTS starts (
+    instance_id TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 """
 
 
@@ -132,6 +138,10 @@ class Engine:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self.on_change: Callable[[], None] = lambda: None
+        # ContinueAsNew bookkeeping of this process (tests read it): generations started per
+        # instance, and the history length each generation ended with.
+        self.generations: dict[str, int] = {}
+        self.last_generation_history: dict[str, int] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -178,9 +188,17 @@ class Engine:
                               OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id})
             db.execute("INSERT INTO inbox (instance_id, execution_id, event) VALUES (?, ?, ?)",
                        (instance_id, execution_id, json.dumps(started)))
+            # Every start, kept when the instance is replaced or purged: how many executions an
+            # instance id had, and when (tests count duplicates and measure start rates from it).
+            db.execute("INSERT INTO starts VALUES (?, ?, ?, ?)", (instance_id, execution_id, name, now))
             return instance_id
 
         return self._tx(work)
+
+    def start_log(self, name: str | None = None) -> list[tuple[str, str]]:
+        """(instance id, start time) of every start, oldest first (of one orchestrator when named)."""
+        sql = "SELECT instance_id, at FROM starts" + (" WHERE name = ?" if name else "") + " ORDER BY at, rowid"
+        return [(r[0], r[1]) for r in self.db.execute(sql, (name,) if name else ())]
 
     def terminate(self, instance_id: str, reason: str) -> bool:
         def work(db: sqlite3.Connection) -> bool:
@@ -306,10 +324,13 @@ class Engine:
         else:
             result = p.run_episode(main, p.context_json(instance_id, input_json, played, new))
         history = played + new
-        scheduled, work_items, refusal = self._decide(history, result, now)
+        scheduled, work_items, refusal, continued = self._decide(history, result, now)
         history += scheduled
         history.append(p.event(p.ORCHESTRATOR_COMPLETED, -1, now))
         output = result.output
+        if not refusal and result.error is None and continued is not None:
+            self._continue_as_new(db, instance_id, name, continued, history, result, now)
+            return
         if refusal:
             new_status, output = "Failed", refusal
         elif result.error is not None:
@@ -335,9 +356,35 @@ class Engine:
              json.dumps(history), p.timestamp(now), instance_id),
         )
 
+    def _continue_as_new(self, db: sqlite3.Connection, instance_id: str, name: str, new_input: str | None,
+                         history: list[dict[str, Any]], result: p.EpisodeResult, now: datetime) -> None:
+        """The generation ends as the extension ends it: ExecutionCompleted with status
+        ContinuedAsNew, then the same instance id restarts with the new input, a new ExecutionId and
+        an empty history; results of the old generation's outstanding tasks are dropped (its work
+        rows go, and results still in flight name the old ExecutionId). The status reads
+        ContinuedAsNew until the new generation's first episode makes it Running."""
+        history.append(p.event(p.EXECUTION_COMPLETED, -1, now, OrchestrationStatus="ContinuedAsNew",
+                               Result=json.dumps(new_input)))
+        execution_id = uuid.uuid4().hex
+        db.execute("DELETE FROM work WHERE instance_id = ?", (instance_id,))
+        db.execute("DELETE FROM inbox WHERE instance_id = ?", (instance_id,))
+        db.execute(
+            "UPDATE instances SET execution_id = ?, status = 'ContinuedAsNew', input = ?, output = NULL, "
+            "custom_status = ?, history = '[]', updated_at = ? WHERE instance_id = ?",
+            (execution_id, new_input,
+             json.dumps(result.custom_status) if result.custom_status is not None else None,
+             p.timestamp(now), instance_id))
+        started = p.event(p.EXECUTION_STARTED, -1, now, Name=name, Version="", Input=new_input,
+                          OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id})
+        db.execute("INSERT INTO inbox (instance_id, execution_id, event) VALUES (?, ?, ?)",
+                   (instance_id, execution_id, json.dumps(started)))
+        self.generations[instance_id] = self.generations.get(instance_id, 0) + 1
+        self.last_generation_history[instance_id] = len(history)
+
     def _decide(self, history: list[dict[str, Any]], result: p.EpisodeResult, now: datetime
-                ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], str | None]:
-        """Match the orchestrator's actions to the history; schedule the ones that are new."""
+                ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], str | None, str | None]:
+        """Match the orchestrator's actions to the history; schedule the ones that are new. The last
+        value is the ContinueAsNew action's input (JSON text) when the episode continued as new."""
         matcher = _Matcher(history, now, schedule=not result.done)
         try:
             for leaf in result.actions:
@@ -346,10 +393,10 @@ class Engine:
                 raise ValueError(f"the history has {len(matcher.sched)} scheduled tasks but the "
                                  f"orchestrator now produces only {matcher.pos}")
         except UnsupportedAction as exc:
-            return [], [], str(exc)
+            return [], [], str(exc), None
         except ValueError as exc:
-            return [], [], f"Non-Deterministic workflow detected: {exc}"
-        return matcher.new_events, matcher.new_work, None
+            return [], [], f"Non-Deterministic workflow detected: {exc}", None
+        return matcher.new_events, matcher.new_work, None, matcher.continued
 
     # -- work: activities and timers ----------------------------------------
     def ready_activities(self, exclude: set[int] | None = None, limit: int = 100) -> list[WorkItem]:
@@ -455,6 +502,7 @@ class _Matcher:
         self.next_id = len(self.sched)
         self.new_events: list[dict[str, Any]] = []
         self.new_work: list[tuple[Any, ...]] = []
+        self.continued: str | None = None
 
     def _recorded(self) -> bool:
         return self.pos < len(self.sched)
@@ -497,6 +545,9 @@ class _Matcher:
                 self._timer(p.parse_timestamp(leaf["fireAt"]))
         elif kind == p.CALL_ACTIVITY_WITH_RETRY:
             self._retrying(leaf)
+        elif kind == p.CONTINUE_AS_NEW:
+            # Fire and forget: no history event of its own; the SDK sends isDone with this action last.
+            self.continued = leaf.get("input")
         else:
             raise UnsupportedAction(f"action type {kind} (sub-orchestrations, external events and "
                                     "entities) is not supported by the local host")

@@ -93,12 +93,23 @@ def orchestrator_call(worker: FunctionWorker, spec: FunctionSpec) -> Callable[[s
     return call
 
 
-def activity_call(worker: FunctionWorker, spec: FunctionSpec) -> Callable[[str | None], str]:
-    """Input JSON in (TypedData json, as the extension sends it), result JSON out."""
+def activity_call(worker: FunctionWorker, spec: FunctionSpec,
+                  client_binding: Callable[[], str | None] = lambda: None) -> Callable[[str | None], str]:
+    """Input JSON in (TypedData json, as the extension sends it), result JSON out. An activity with a
+    ``durableClient`` input binding also gets the client's binding JSON, as any other client
+    function does (the binding is not tied to a trigger type: docs/events-and-reconciliation.md)."""
     param = spec.trigger["name"]
+    client = spec.binding("durableClient")
 
     def call(input_json: str | None) -> str:
-        result = worker.invoke(spec.name, {param: Data("json", input_json if input_json is not None else "null")})
+        inputs = {param: Data("json", input_json if input_json is not None else "null")}
+        if client is not None:
+            binding = client_binding()
+            if binding is None:
+                raise InvocationFailed(f"activity {spec.name} has a durableClient binding but the host "
+                                       "has no client endpoint yet")
+            inputs[client["name"]] = Data("string", binding)
+        result = worker.invoke(spec.name, inputs)
         if result is None:
             return "null"
         return result.value if isinstance(result.value, str) else result.value.decode()
@@ -106,10 +117,13 @@ def activity_call(worker: FunctionWorker, spec: FunctionSpec) -> Callable[[str |
     return call
 
 
-def registries(worker: FunctionWorker, specs: dict[str, FunctionSpec]
+def registries(worker: FunctionWorker, specs: dict[str, FunctionSpec],
+               client_binding: Callable[[], str | None] = lambda: None,
                ) -> tuple[dict[str, Callable[[str], str]], dict[str, Callable[[str | None], str]]]:
-    """Orchestrators and activities by name, each invoked through the worker."""
+    """Orchestrators and activities by name, each invoked through the worker; ``client_binding``
+    gives the durableClient binding JSON to activities that declare one."""
     orchestrators = {n: orchestrator_call(worker, s) for n, s in specs.items()
                      if s.trigger["type"] == "orchestrationTrigger"}
-    activities = {n: activity_call(worker, s) for n, s in specs.items() if s.trigger["type"] == "activityTrigger"}
+    activities = {n: activity_call(worker, s, client_binding) for n, s in specs.items()
+                  if s.trigger["type"] == "activityTrigger"}
     return orchestrators, activities

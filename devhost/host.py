@@ -395,7 +395,8 @@ class LocalHost:
             free = self.config.workers * 4 - len(self._inflight)
             if free > 0:
                 for item in self.engine.ready_activities(set(self._inflight), free):
-                    future = loop.run_in_executor(self.pool, _worker_invoke, item.name, item.input)
+                    future = loop.run_in_executor(self.pool, _worker_invoke, item.name, item.input,
+                                                  getattr(self, "binding", None))
                     self._inflight[item.id] = future
                     kill_point("activity-start")
                     future.add_done_callback(lambda f, i=item: self._activity_done(i, f))
@@ -442,6 +443,7 @@ def time_now() -> datetime:
 
 
 _WORKER_ACTIVITIES: dict[str, Any] = {}
+_WORKER_CLIENT: dict[str, str | None] = {"binding": None}
 
 
 def _worker_init(app_root: str, environ: dict[str, str], host_pid: int) -> None:
@@ -459,11 +461,14 @@ def _worker_init(app_root: str, environ: dict[str, str], host_pid: int) -> None:
     os.environ.update(environ)
     specs = discover(Path(app_root))
     worker: FunctionWorker = load_app(Path(app_root), [s.folder for s in specs.values()])
-    _, activities = registries(worker, specs)
+    _, activities = registries(worker, specs, lambda: _WORKER_CLIENT["binding"])
     _WORKER_ACTIVITIES.update(activities)
 
 
-def _worker_invoke(name: str, input_json: str | None) -> dict[str, Any]:
+def _worker_invoke(name: str, input_json: str | None, binding: str | None = None) -> dict[str, Any]:
+    """One activity in a worker process; ``binding`` is the host's durableClient binding JSON (its
+    port and key are known only once the host serves, after the workers were spawned)."""
+    _WORKER_CLIENT["binding"] = binding
     return invoke_activity(_WORKER_ACTIVITIES, name, input_json)
 
 

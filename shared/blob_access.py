@@ -322,3 +322,19 @@ def list_blob_pages(
     while (page := storage_call(connection_string, f"list container {container!r}", fetch)) is not done:
         # A page may be empty while a continuation token still follows (Azure may return one).
         yield [_ref_from_properties(container, f"{client.url}/{p.name}", p) for p in page]
+
+
+def list_blob_page(
+    connection_string: StorageTarget, container: str, continuation: str | None, page_size: int = 5000
+) -> tuple[list[BlobRef], str | None]:
+    """One List Blobs call from ``continuation`` (None: the first page): the page's blobs and the
+    token of the next page (None after the last), so a caller can stop and resume between calls."""
+    client = service_client(connection_string).get_container_client(container)
+
+    def fetch() -> tuple[list[Any], str | None]:
+        pages = client.list_blobs(results_per_page=page_size).by_page(continuation_token=continuation)
+        page = list(next(pages, []))
+        return page, pages.continuation_token or None
+
+    page, token = storage_call(connection_string, f"list container {container!r}", fetch)
+    return [_ref_from_properties(container, f"{client.url}/{p.name}", p) for p in page], token

@@ -16,6 +16,8 @@ STORE_ACTIVITY = "StoreMetadata"
 # The reconciliation / re-index singleton's instance id. The status report reads its custom status
 # (progress) by this id; the orchestration that starts it must use this same constant.
 RECONCILE_INSTANCE_ID = "reconcile-images-input"
+RECONCILE_ORCHESTRATOR = "ReconcileOrchestrator"
+RECONCILE_ACTIVITY = "ReconcilePage"
 
 # Delays (seconds) between attempts of a transient failure. They add up to over
 # three minutes, long enough for a paused serverless Azure SQL database to resume

@@ -1,11 +1,13 @@
-"""Reconciliation on a container of thousands, on Azurite with SQLite and PostgreSQL.
+"""Reconciliation and re-index steps on a real container (Azurite) and table (SQLite, PostgreSQL).
 
 The container holds blobs that were evented and indexed, blobs never evented (older than the
-subscription, lost events), blobs whose run ended Failed, blobs overwritten without an event
-and blobs deleted behind the pipeline's back. After one reconciliation and the runs it started,
-every blob has exactly one row for its current version, every gone blob's row is marked
-deleted, and no version was started twice (the failed ones exactly once more) — also with live
-events delivered while it runs.
+subscription, lost events), blobs whose run ended with a failed row (its instance Completed),
+blobs overwritten without an event, blobs deleted behind the pipeline's back, and indexed blobs
+whose row was wrongly marked deleted. One pass of steps (``shared.reconcile_pages.run_step``,
+sequenced by the orchestration's own pure functions ``begin`` / ``step_request`` / ``advance``)
+and the runs it started leave every blob with exactly one row for its current version, every gone
+blob's row marked deleted, and no version started twice except the repairs (failed rows, wrong
+tombstones: once more each, although their instances Completed). A second pass does nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,20 +26,34 @@ from devhost.samples import encode, picture
 from shared.activities import extract_metadata
 from shared.blob_access import ensure_container, list_blob_refs, service_client, upload_bytes
 from shared.events import handle_blob_event
+from shared.listed_keys import STATE_CONTAINER
 from shared.models import BlobRef
-from shared.reconcile import reconcile
+from shared.reconcile_flow import PassSettings, advance, begin, reconcile_input, reindex_input, step_request
+from shared.reconcile_pages import Connections, run_step
 from shared.starter import instance_id_for
 from shared.store import SqlStore
 from tests.durable import DELAYS, CountingClient, counting_client, pipeline_engine
 
-COUNT = 2000
+COUNT = 600
 PNG = encode(picture((16, 8)), "PNG")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _upload_all(conn: str, container: str, names: list[str], data: bytes) -> dict[str, BlobRef]:
     with ThreadPoolExecutor(8) as pool:
         refs = list(pool.map(lambda n: upload_bytes(conn, container, n, data, "image/png"), names))
     return {r.name: r for r in refs}
+
+
+async def run_steps(client: Any, conn: Connections, pass_input: dict[str, Any]) -> dict[str, Any]:
+    """One pass, step after step, as the orchestration sequences them (times made up: no pacing)."""
+    state = begin(pass_input, T0)
+    now = T0
+    while state["phase"] != "done":
+        result = await run_step(client, step_request(state), conn)
+        state = advance(state, result, now, now + timedelta(seconds=1))
+        now += timedelta(seconds=3600)
+    return state["totals"]
 
 
 @pytest.fixture
@@ -47,14 +64,16 @@ def world(storage_env: str, any_db_cs: str, monkeypatch: pytest.MonkeyPatch) -> 
     rng = random.Random(8)
     names = [f"{rng.choice(['a', 'b', 'c'])}/{i:05d}-{uuid.uuid4().hex[:6]}.png" for i in range(COUNT)]
     rng.shuffle(names)
-    sets = {"evented": names[:1300], "failed": names[1300:1400], "deleted": names[1400:1500],
-            "overwritten": names[1500:1600], "never": names[1600:1950], "live": names[1950:]}
-    return {"storage": storage_env, "sql": any_db_cs, "container": container, "names": names, "sets": sets,
-            "refs": _upload_all(storage_env, container, names, PNG)}
+    sets = {"evented": names[:300], "failed": names[300:360], "deleted": names[360:420],
+            "overwritten": names[420:480], "tombstoned": names[480:500], "never": names[500:]}
+    conn = Connections(images=storage_env, host=storage_env, sql=any_db_cs, container=container,
+                       retry_delays=DELAYS)
+    return {"conn": conn, "names": names, "sets": sets, "refs": _upload_all(storage_env, container, names, PNG)}
 
 
-def test_every_blob_ends_with_one_row_for_its_final_version(world, orchestrators):
-    storage, sql, container, sets = world["storage"], world["sql"], world["container"], world["sets"]
+def test_a_pass_leaves_one_row_per_blob_for_its_final_version(world, orchestrators):
+    conn, sets = world["conn"], world["sets"]
+    storage, sql, container = conn.images, conn.sql, conn.container
     failing = set(sets["failed"])
 
     def extract(payload: dict[str, Any]) -> dict[str, Any]:
@@ -65,101 +84,150 @@ def test_every_blob_ends_with_one_row_for_its_final_version(world, orchestrators
     engine = pipeline_engine(orchestrators, extract)
     seq = Sequencer()
     refs: dict[str, BlobRef] = world["refs"]
+    settings = PassSettings(startsPerSecond=1000, stepSeconds=60, listPageSize=70, rowPageSize=90)
 
-    async def deliver(client: CountingClient, name: str) -> Any:
-        return await handle_blob_event(blob_created_event(refs[name], seq.next()), client, container=container,
-                                       storage_connection=storage, sql_connection=sql, retry_delays=DELAYS)
-
-    async def scenario() -> tuple[CountingClient, Any, Any]:
+    async def scenario() -> tuple[CountingClient, dict[str, int], dict[str, int]]:
         async with counting_client(engine) as client:
-            # Before: events for most blobs, some runs failing, then changes no event announces.
-            for name in sets["evented"] + sets["failed"] + sets["deleted"] + sets["overwritten"]:
-                await deliver(client, name)
+            for name in sets["evented"] + sets["failed"] + sets["deleted"] + sets["overwritten"] + sets["tombstoned"]:
+                await handle_blob_event(blob_created_event(refs[name], seq.next()), client, container=container,
+                                        storage_connection=storage, sql_connection=sql, retry_delays=DELAYS)
             engine.run_until_idle()
             failing.clear()
-            container_client = service_client(storage).get_container_client(container)
+            blobs = service_client(storage).get_container_client(container)
             for name in sets["deleted"]:
-                container_client.delete_blob(name)
+                blobs.delete_blob(name)
             refs.update(_upload_all(storage, container, sets["overwritten"], encode(picture((24, 8)), "PNG")))
-            # Reconciliation, with live events for other blobs arriving meanwhile.
-            results = await asyncio.gather(
-                reconcile(client, container=container, storage_connection=storage, sql_connection=sql,
-                          retry_delays=DELAYS, list_page_size=300, sql_batch=100, row_page_size=250),
-                *(deliver(client, name) for name in sets["live"]),
-            )
+            for name in sets["tombstoned"]:
+                SqlStore(sql).mark_deleted(container, name, deleted_at=datetime.now(UTC), etag=refs[name].etag)
+            first = await run_steps(client, conn, reconcile_input(settings))
             engine.run_until_idle()
-            again = await reconcile(client, container=container, storage_connection=storage,
-                                    sql_connection=sql, retry_delays=DELAYS, list_page_size=300,
-                                    sql_batch=100, row_page_size=250)
-            return client, results[0], again
+            again = await run_steps(client, conn, reconcile_input(settings))
+            return client, first, again
 
-    client, report, again = asyncio.run(scenario())
+    client, first, again = asyncio.run(scenario())
 
-    # What the first pass found and did.
-    assert report.blobs_listed == COUNT - len(sets["deleted"])
-    assert report.list_calls == -(-report.blobs_listed // 300)
-    assert report.missing_rows >= len(sets["never"])  # live blobs may or may not have a row yet
-    assert report.other_version_rows == len(sets["overwritten"])
-    assert report.failed_rows == len(sets["failed"])
-    assert report.marked_deleted == len(sets["deleted"])
-    must_start = len(sets["never"]) + len(sets["overwritten"]) + len(sets["failed"])
-    # Live blobs are started by their event or by the pass, whichever asks first: never by both.
-    assert must_start <= report.started <= must_start + len(sets["live"])
-    # A second pass finds nothing to do.
-    assert (again.started, again.marked_deleted, again.missing_rows, again.failed_rows,
-            again.other_version_rows) == (0, 0, 0, 0, 0)
+    listed = COUNT - len(sets["deleted"])
+    assert first["blobsListed"] == listed
+    assert first["listCalls"] == -(-listed // 70)
+    assert first["missingRows"] == len(sets["never"])
+    assert first["otherVersionRows"] == len(sets["overwritten"])
+    assert first["failedRows"] == len(sets["failed"])
+    assert first["deletedRowsOfPresentBlobs"] == len(sets["tombstoned"])
+    assert first["rowsMarkedGone"] == len(sets["deleted"])
+    assert first["propertyReads"] == len(sets["deleted"])  # only rows the listing did not see
+    repairs = len(sets["failed"]) + len(sets["tombstoned"])
+    assert first["started"] == len(sets["never"]) + len(sets["overwritten"]) + repairs
+    for name in ("started", "rowsMarkedGone", "missingRows", "failedRows", "otherVersionRows",
+                 "deletedRowsOfPresentBlobs"):
+        assert again[name] == 0, name
+    assert again["rowsChecked"] == listed
 
-    # Every blob: exactly one row, for its current version, processed; every gone blob: deleted.
     rows = [r for r in SqlStore(sql).rows() if r["Container"] == container]
     by_name: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_name.setdefault(r["BlobName"], []).append(r)
     assert all(len(v) == 1 for v in by_name.values())
     current = {r.name: r for r in list_blob_refs(storage, container)}
-    assert len(current) == COUNT - len(sets["deleted"])
+    assert len(current) == listed
     for name, ref in current.items():
         [row] = by_name[name]
         assert (row["ETag"], row["Status"]) == (ref.etag, "processed"), name
     assert {by_name[n][0]["Status"] for n in sets["deleted"]} == {"deleted"}
 
-    # No version started twice; a failed run's version exactly once more.
-    failed_ids = {instance_id_for(container, n, world["refs"][n].etag) for n in sets["failed"]}
-    assert {iid: n for iid, n in client.starts.items() if n > 1}.keys() == failed_ids
-    assert all(client.starts[i] == 2 for i in failed_ids)
-    versions = {instance_id_for(container, n, ref.etag) for n, ref in current.items()}
-    assert versions <= set(client.starts)
-    assert sum(client.starts.values()) == len(set(client.starts)) + len(failed_ids)
+    # No version started twice but the repairs, whose instances had Completed: once more each.
+    repaired = {instance_id_for(container, n, world["refs"][n].etag) for n in sets["failed"] + sets["tombstoned"]}
+    assert {iid for iid, n in client.starts.items() if n > 1} == repaired
+    assert all(client.starts[i] == 2 for i in repaired)
+    # The pass's state was deleted at its end.
+    assert list(service_client(storage).get_container_client(STATE_CONTAINER).list_blobs()) == []
 
 
-class ForgetfulClient(CountingClient):
-    """Negative control: a client whose status check never finds an instance."""
-
-    async def get_status(self, instance_id: str, *args: Any, **kwargs: Any) -> Any:
-        return await super().get_status("img-never-there")
-
-
-@pytest.mark.parametrize("client_type, expected", [(CountingClient, {1}), (ForgetfulClient, {2})])
-def test_two_concurrent_passes_start_each_version_once(storage_env, sqlite_cs, monkeypatch, orchestrators,
-                                                       client_type, expected):
-    """Two reconciliations at once, then a third after the runs completed: one start per version.
-    Without the status check (ForgetfulClient) the third pass starts completed versions again."""
-    monkeypatch.setenv("SqlConnectionString", sqlite_cs)
+def test_a_step_cut_short_by_its_start_budget_resumes_after_the_last_name(storage_env, sqlite_cs, orchestrators):
+    """maxStarts bounds the starts of one step; the next step re-lists the same page from the
+    same token and goes on after the last name handled: each version started once, none skipped."""
     container = f"recon-{uuid.uuid4().hex[:10]}"
     ensure_container(storage_env, container)
-    _upload_all(storage_env, container, [f"n{i:03d}.png" for i in range(150)], PNG)
-    # Rows stay missing: only the status check can keep the passes from starting a version again.
-    engine = pipeline_engine(orchestrators, lambda payload: {"outcome": "ok", "metadata": {}},
-                             lambda payload: {"outcome": "ok", "applied": True})
+    names = [f"n{i:03d}.png" for i in range(25)]
+    _upload_all(storage_env, container, names, PNG)
+    conn = Connections(images=storage_env, host=storage_env, sql=sqlite_cs, container=container, retry_delays=DELAYS)
+    engine = pipeline_engine(orchestrators)
 
-    async def scenario() -> CountingClient:
-        async with counting_client(engine, client_type) as client:
-            kwargs = {"container": container, "storage_connection": storage_env, "sql_connection": sqlite_cs,
-                      "retry_delays": DELAYS, "list_page_size": 40}
-            await asyncio.gather(reconcile(client, **kwargs), reconcile(client, **kwargs))
-            engine.run_until_idle()
-            await reconcile(client, **kwargs)
-            return client
+    async def scenario() -> tuple[CountingClient, list[dict[str, Any]]]:
+        async with counting_client(engine) as client:
+            step = {"phase": "list", "cursor": None, "passId": "p1", "maxStarts": 4, "budgetSeconds": 60,
+                    "listPageSize": 10, "rowPageSize": 10, "filter": None}
+            results = []
+            while True:
+                result = await run_step(client, step, conn)
+                results.append(result)
+                if result["cursor"] is None:
+                    return client, results
+                step = {**step, "cursor": result["cursor"]}
 
-    client = asyncio.run(scenario())
-    assert len(client.starts) == 150
-    assert set(client.starts.values()) == expected
+    client, results = asyncio.run(scenario())
+    assert all(r["counters"].get("started", 0) <= 4 for r in results)
+    assert sum(r["counters"].get("started", 0) for r in results) == 25
+    assert sum(r["counters"]["blobsListed"] for r in results) == 25
+    assert set(client.starts.values()) == {1} and len(client.starts) == 25
+    assert any("resumeAfter" in (r["cursor"] or {}) for r in results)
+    # Negative control: without the budget the first step starts its whole page.
+    engine2 = pipeline_engine(orchestrators)
+
+    async def unbounded() -> dict[str, Any]:
+        async with counting_client(engine2) as client:
+            return await run_step(client, {"phase": "list", "cursor": None, "passId": "p2", "maxStarts": 1000,
+                                           "budgetSeconds": 60, "listPageSize": 10, "rowPageSize": 10,
+                                           "filter": None}, conn)
+
+    assert asyncio.run(unbounded())["counters"]["started"] == 10
+
+
+def test_reindex_takes_rows_by_filter_skips_deleted_and_marks_gone(storage_env, any_db_cs, orchestrators, monkeypatch):
+    """Default: rows of an older ExtractorVersion; STATUS / PREFIX / BEFORE filters; deleted rows
+    never; a row whose blob is gone is marked deleted (for its ETag), not started."""
+    from shared.models import ImageMetadata, ImageRecord
+
+    monkeypatch.setenv("SqlConnectionString", any_db_cs)
+    container = f"reidx-{uuid.uuid4().hex[:10]}"
+    ensure_container(storage_env, container)
+    names = [f"old/{i}.png" for i in range(6)] + [f"new/{i}.png" for i in range(4)] + ["old/gone.png", "old/dead.png"]
+    refs = _upload_all(storage_env, container, names, PNG)
+    store = SqlStore(any_db_cs)
+    for name, ref in refs.items():
+        version = 2 if name.startswith("old/") else 3
+        status = "rejected" if name in ("new/0.png", "old/0.png") else "processed"
+        store.upsert(ImageRecord.for_blob(ref, status, metadata=ImageMetadata(format="PNG", extractor_version=version)))
+    store.mark_deleted(container, "old/dead.png", deleted_at=datetime.now(UTC), etag=refs["old/dead.png"].etag)
+    service_client(storage_env).get_container_client(container).delete_blob("old/gone.png")
+    conn = Connections(images=storage_env, host=storage_env, sql=any_db_cs, container=container, retry_delays=DELAYS)
+    settings = PassSettings(rowPageSize=3)
+
+    def reindex(**flt: Any) -> tuple[CountingClient, dict[str, int]]:
+        engine = pipeline_engine(orchestrators)
+
+        async def scenario() -> tuple[CountingClient, dict[str, int]]:
+            async with counting_client(engine) as client:
+                totals = await run_steps(client, conn, reindex_input(settings, **flt))
+                engine.run_until_idle()
+                return client, totals
+
+        return asyncio.run(scenario())
+
+    client, totals = reindex()
+    assert totals["rowsSelected"] == 7  # old/0..5 and old/gone; not old/dead (deleted), not new/*
+    assert totals["started"] == 6 and totals["rowsMarkedGone"] == 1
+    assert {r["BlobName"]: r["Status"] for r in store.rows() if r["BlobName"] in ("old/gone.png", "old/dead.png")} \
+        == {"old/gone.png": "deleted", "old/dead.png": "deleted"}
+    assert all(r["ExtractorVersion"] == 3 for r in store.rows() if r["Status"] != "deleted")
+    again_client, again = reindex()
+    assert (again["rowsSelected"], again["started"]) == (0, 0)  # every live row is now at the newest version
+    # STATUS=rejected: rows at the current version too (old/0 was re-extracted above and is now
+    # processed; new/0 is still rejected), their Completed instances started again.
+    client, totals = reindex(statuses=("rejected",))
+    assert totals["rowsSelected"] == 1 and totals["started"] == 1
+    client, totals = reindex(prefix="new/")
+    assert totals["rowsSelected"] == 4 and totals["started"] == 4
+    client, totals = reindex(before=datetime(2000, 1, 1, tzinfo=UTC))
+    assert totals["rowsSelected"] == 0  # negative control of the time filter
+    client, totals = reindex(before=datetime.now(UTC) + timedelta(minutes=5))
+    assert totals["rowsSelected"] == 10

@@ -235,3 +235,43 @@ def test_deleted_at_is_utc(any_db_cs):
     store.mark_deleted("images-input", "a.png",
                        deleted_at=datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC).astimezone(), etag="v1")
     assert str(row(store)["DeletedAt"]).startswith("2026-01-01 12:00:05")
+
+
+def test_a_run_of_the_tombstoned_version_asks_storage_and_repairs_a_wrong_tombstone(any_db_cs, monkeypatch):
+    """Reconciliation restarts a version whose row says deleted while the blob is there: the write
+    must replace the tombstone when storage holds that version, and never when the blob is gone."""
+    from shared.store import store as store_module
+    from shared.store.rules import GONE, KEEP, SAME_VERSION, UPSERT_TABLE, Decision
+
+    store = SqlStore(any_db_cs)
+    store.upsert(run_result("a.png", "v1", T0))
+    store.mark_deleted("images-input", "a.png", deleted_at=at(T1), etag="v1")
+    repair = run_result("a.png", "v1", T0, width=77)
+    assert store.upsert_outcome(repair) == TIED
+    assert store.resolve_tie(repair, is_current=False) == SUPERSEDED
+    assert row(store)["Status"] == "deleted"
+    assert store.resolve_tie(repair, is_current=True) == APPLIED
+    assert (row(store)["Status"], row(store)["Width"]) == ("processed", 77)
+    # Negative control: under the former row (KEEP, never asking storage) the tombstone stays.
+    store.mark_deleted("images-input", "a.png", deleted_at=at(T2), etag="v1")
+    former = tuple(Decision(d.when, KEEP, d.why) if d.when == (GONE, SAME_VERSION) else d for d in UPSERT_TABLE)
+    monkeypatch.setattr(store_module, "UPSERT_TABLE", former)
+    assert store.upsert_outcome(repair) == KEPT
+    assert row(store)["Status"] == "deleted"
+
+
+def test_a_row_of_a_newer_extractor_is_never_replaced_by_an_older_one(any_db_cs):
+    """Two app versions side by side during a rollout: the older extractor's write of the same
+    version is kept out; a newer extractor's write goes in."""
+    store = SqlStore(any_db_cs)
+
+    def by(version: int, width: int) -> ImageRecord:
+        blob = BlobRef("images-input", "a.png", "v1", size=100, last_modified=T0)
+        return ImageRecord.for_blob(blob, "processed", metadata=ImageMetadata(width=width, format="PNG",
+                                                                              extractor_version=version))
+
+    assert store.upsert_outcome(by(4, 40)) == APPLIED
+    assert store.upsert_outcome(by(3, 30)) == KEPT
+    assert (row(store)["ExtractorVersion"], row(store)["Width"]) == (4, 40)
+    assert store.upsert_outcome(by(5, 50)) == APPLIED  # negative control: a newer one does replace it
+    assert (row(store)["ExtractorVersion"], row(store)["Width"]) == (5, 50)

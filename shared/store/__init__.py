@@ -12,10 +12,10 @@ from shared.store.columns import COLUMN_NAMES, COLUMNS, DELETE_COLUMNS, KEYWORD_
 from shared.store.ddl import INDEXES
 from shared.store.dialects import PostgresDialect, SQLiteDialect, TSqlDialect
 from shared.store.driver import MSSQL_PYTHON, PYODBC, connect, dialect_for, driver_for
-from shared.store.store import APPLIED, KEPT, SUPERSEDED, TIED, SqlStore, store_for
+from shared.store.store import APPLIED, KEPT, SUPERSEDED, TIED, ReindexFilter, SqlStore, store_for
 
 __all__ = [
     "APPLIED", "COLUMNS", "COLUMN_NAMES", "DELETE_COLUMNS", "INDEXES", "KEPT", "KEYWORD_TABLE", "MSSQL_PYTHON",
-    "PYODBC", "SUPERSEDED", "TABLE", "TIED", "PostgresDialect", "SQLiteDialect", "SqlStore", "TSqlDialect",
+    "PYODBC", "ReindexFilter", "SUPERSEDED", "TABLE", "TIED", "PostgresDialect", "SQLiteDialect", "SqlStore", "TSqlDialect",
     "blob_key", "connect", "dialect_for", "driver_for", "is_transient", "store_for",
 ]

@@ -87,6 +87,34 @@ class Dialect:
                          f"AND Status <> '{STATUS_DELETED}' AND BlobKey > ? ORDER BY BlobKey LIMIT ?",
                          (BY_NAME["Container"], BY_NAME["BlobKey"], LIMIT))
 
+    def substr(self) -> str:
+        return "substr"
+
+    def page_for_reindex(self, statuses: int, older_than_version: bool, before: bool, prefix: bool
+                         ) -> Statement:
+        """Keyset page of live rows of one container matching a re-index filter: (Container, after
+        BlobKey[, Status x statuses][, version][, ProcessedAt][, prefix length, prefix], limit). The
+        filters are residual predicates on the BlobKey range scan (the clustered/primary key), so
+        each page reads one key range whatever the filter; the prefix is compared on its own length
+        (a superset under a case-insensitive collation: the caller keeps the exact matches)."""
+        where = ["Container = ?", f"Status <> '{STATUS_DELETED}'", "BlobKey > ?"]
+        params: list[Column] = [BY_NAME["Container"], BY_NAME["BlobKey"]]
+        if statuses:
+            where.append(f"Status IN ({', '.join('?' for _ in range(statuses))})")
+            params += [BY_NAME["Status"]] * statuses
+        if older_than_version:
+            where.append("(ExtractorVersion IS NULL OR ExtractorVersion < ?)")
+            params.append(BY_NAME["ExtractorVersion"])
+        if before:
+            where.append("ProcessedAt < ?")
+            params.append(BY_NAME["ProcessedAt"])
+        if prefix:
+            where.append(f"{self.substr()}(BlobName, 1, ?) = ?")
+            params += [LIMIT, BY_NAME["BlobName"]]
+        params.append(LIMIT)
+        return Statement(f"SELECT BlobKey, BlobName, ETag, Status, ExtractorVersion FROM {self.table} "
+                         f"WHERE {' AND '.join(where)} ORDER BY BlobKey LIMIT ?", tuple(params))
+
     def rule_row(self) -> Statement:
         """What the decision table reads of one stored row, and the token a compare-and-swap checks."""
         return Statement(f"SELECT {', '.join(RULE_COLUMNS)}, ProcessedAt FROM {self.table} WHERE BlobKey = ?",
@@ -199,6 +227,15 @@ class TSqlDialect(Dialect):
 
     def page_after_key(self) -> Statement:
         base = super().page_after_key()
+        return Statement(base.sql.replace(f"'{STATUS_DELETED}'", f"N'{STATUS_DELETED}'").replace(
+            "LIMIT ?", "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY"), base.params)
+
+    def substr(self) -> str:
+        return "SUBSTRING"
+
+    def page_for_reindex(self, statuses: int, older_than_version: bool, before: bool, prefix: bool
+                         ) -> Statement:
+        base = super().page_for_reindex(statuses, older_than_version, before, prefix)
         return Statement(base.sql.replace(f"'{STATUS_DELETED}'", f"N'{STATUS_DELETED}'").replace(
             "LIMIT ?", "OFFSET 0 ROWS FETCH NEXT ? ROWS ONLY"), base.params)
 

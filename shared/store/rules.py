@@ -118,7 +118,8 @@ class Decision:
 UPSERT_TABLE: tuple[Decision, ...] = (
     Decision((GONE, SEQ_NEWER), APPLY, "an upload after the deletion event"),
     Decision((GONE, SEQ_KNOWN), KEEP, "the deletion event is later than this version's"),
-    Decision((GONE, SAME_VERSION), KEEP, "a late run of the deleted version"),
+    Decision((GONE, SAME_VERSION), TIE, "a run of the version the tombstone names: storage says whether it "
+             "is gone (a late run: kept) or there (a wrong tombstone: repaired)"),
     Decision((GONE, AFTER_DELETION), APPLY, "a version written after the deletion"),
     Decision((GONE, BEFORE_DELETION), KEEP, "a version older than the deletion"),
     Decision((GONE,), TIE, "deleted in the second this version was written (or no times): ask storage"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,17 @@ from shared.errors import DatabaseUnavailableError
 from shared.models import ImageRecord
 from shared.store import migrations
 from shared.store.classify import error_types, is_permission_denied, is_transient
-from shared.store.columns import BY_NAME, COLUMN_NAMES, COLUMNS, UPDATED, blob_key, fit, now, utc_naive
+from shared.store.columns import (
+    BY_NAME,
+    COLUMN_NAMES,
+    COLUMNS,
+    UNIT_UTF16,
+    UPDATED,
+    blob_key,
+    fit,
+    now,
+    utc_naive,
+)
 from shared.store.dialects import Dialect, Statement
 from shared.store.driver import connect, dialect_for
 from shared.store.rules import APPLY, KEEP, RULE_COLUMNS, TIE, UPSERT_TABLE, decide
@@ -32,6 +43,16 @@ SUPERSEDED = "superseded"  # storage holds another version: nothing written
 _SWAP_TRIES = 3
 _checked: dict[tuple[int, str], int] = {}
 _checked_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ReindexFilter:
+    """Which live rows a re-index takes; every given part must hold (an empty filter takes all)."""
+
+    statuses: tuple[str, ...] = ()
+    older_than: int | None = None   # ExtractorVersion below this (or unknown)
+    before: datetime | None = None  # ProcessedAt (when the row was written) before this
+    prefix: str = ""                # BlobName starts with this
 
 
 class SqlStore:
@@ -266,6 +287,32 @@ class SqlStore:
 
         return self._run(read)
 
+    def page_for_reindex(self, container: str, after_key: str, limit: int, flt: ReindexFilter
+                         ) -> list[dict[str, Any]]:
+        """Up to ``limit`` live rows matching ``flt``, BlobKey after ``after_key`` (keyset paging)."""
+        self.ensure_schema()
+        statement = self.dialect.page_for_reindex(len(flt.statuses), flt.older_than is not None,
+                                                  flt.before is not None, bool(flt.prefix))
+        raw: list[Any] = [container, after_key, *flt.statuses]
+        if flt.older_than is not None:
+            raw.append(flt.older_than)
+        if flt.before is not None:
+            raw.append(utc_naive(flt.before))
+        if flt.prefix:
+            length = len(flt.prefix.encode("utf-16-le")) // 2 if self.dialect.unit == UNIT_UTF16 else len(flt.prefix)
+            raw += [length, flt.prefix]
+        raw.append(limit)
+        params = [self.dialect.to_db(c, v) for c, v in zip(statement.params, raw, strict=True)]
+
+        def read(cursor: Any) -> list[dict[str, Any]]:
+            self._execute(cursor, statement, params)
+            return [{"BlobKey": r[0].strip(), "BlobName": r[1], "ETag": r[2], "Status": r[3],
+                     "ExtractorVersion": r[4]} for r in cursor.fetchall()]
+
+        rows = self._run(read)
+        # The SQL prefix test is a superset where the collation ignores case: keep exact matches.
+        return [r for r in rows if r["BlobName"].startswith(flt.prefix)] if flt.prefix else rows
+
     def rows(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Read rows as dicts keyed by the column names (for tools and tests)."""
         self.ensure_schema()
@@ -298,4 +345,4 @@ def forget_schema_checks() -> None:
         _checked.clear()
 
 
-__all__ = ["APPLIED", "BY_NAME", "KEPT", "SUPERSEDED", "TIED", "SqlStore", "forget_schema_checks", "store_for"]
+__all__ = ["APPLIED", "BY_NAME", "KEPT", "SUPERSEDED", "TIED", "ReindexFilter", "SqlStore", "forget_schema_checks", "store_for"]
