@@ -1,6 +1,6 @@
 """Reconciliation at 100,000 blobs: what a first pass and a routine pass cost, counted outside the app.
 
-    .venv/bin/python -m bench.reconcile_scale [--count 100000] [--db postgresql|sqlite]
+    .venv/bin/python -m bench.reconcile_scale [--count 100000] [--db postgresql|sqlite] [--starts-per-second 50]
 
 Seeding (timed apart from the passes): one tiny PNG is uploaded to a fresh Azurite through the SDK,
 Azurite is stopped, and its metadata file is rewritten to hold N copies of that blob (each its own
@@ -9,22 +9,24 @@ request log on. The table gets a processed row at the current extractor version 
 blobs, none for 10 %, a failed row for 0.3 %; 1 % get a row while their blob is left out of
 storage: deleted behind the table's back.
 
-Each pass runs in this process against the local engine standing in for the Durable extension;
-the ImageOrchestrator runs it starts are recorded Pending and never run (their cost is the
-pipeline's, measured per image by bench.capacity; here it would only blur the pass's own cost).
-Between the first pass and the routine pass the benchmark writes the row each started run would
-have written, so the routine pass meets a container where every blob has its final row.
+Each pass is one ReconcileOrchestrator pass through the local host (``devhost.passes.run_pass``:
+the host in this process, its activities in 2 worker processes, all through Microsoft's worker),
+paced at ``ReconcileStartsPerSecond``. The ImageOrchestrator runs it starts are executed by that
+host while the pass goes on, as on Azure, and waited for; their rows are what the routine pass
+then finds. The pass's own costs are told apart from the runs' by what they are (below).
 
 What is counted, and where:
 
-* storage requests (List Blobs, Get Blob Properties, ...): Azurite's request log (``--debug``),
-  every request whichever process or thread sent it;
-* SQL statements: PostgreSQL's statement log (``log_statement=all``), every statement of every
-  session; on SQLite (no server), a counting wrapper around the cursors of the connections the
-  app's store opens in this process;
-* starts: instances created in the engine's task hub, by orchestrator name;
-* wall time, CPU seconds of this process, and its peak resident memory during the pass
-  (``VmHWM`` after resetting it through ``/proc/self/clear_refs``) above its size at the start.
+* storage requests by container and kind: Azurite's request log (``--debug``), every request of
+  every process. List Blobs and Get Blob Properties on the images are the pass's; ranged Get Blob
+  on the images is the runs'; requests on ``reconcile-state`` are the pass's listed keys;
+* SQL statements: the pass's own count (its result), and PostgreSQL's statement log
+  (``log_statement=all``) for every session's, the runs' writes included; SQLite has no server
+  log, so on SQLite only the pass's own count is given;
+* starts and the bytes the task hub keeps: the host's task hub (``durable.db``), by name;
+* wall time, CPU seconds of this process, its peak resident memory during the pass (``VmHWM``
+  after a reset through ``/proc/self/clear_refs``) above its size at the start, and the largest
+  worker process's peak.
 
 Results go to bench/results/reconcile-<db>-<count>.json with per-blob rates and projections to
 1 million and 10 million blobs (docs/capacity.md).
@@ -36,31 +38,31 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import random
+import re
 import resource
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.capacity import sql_statements, storage_requests
-from devhost.functions import APP_ROOT, discover, registries
+from bench.capacity import sql_statements
+from devhost.passes import run_pass
 from devhost.samples import encode, picture
 from devhost.services import Azurite, Postgres, free_port
-from devhost.worker import load_app
 from shared.blob_access import blob_version, ensure_container, upload_bytes
-from shared.keyfilter import bytes_for
 from shared.models import STATUS_FAILED, STATUS_PROCESSED, BlobRef, ImageRecord, normalise_etag
+from shared.reconcile_flow import PassSettings, reconcile_input
 from shared.store import SqlStore, store_for
-from shared.store import store as store_module
-from tests.durable import counting_client, pipeline_engine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONTAINER = "images-input"
@@ -159,57 +161,32 @@ def write_rows(sql: str, records: list[ImageRecord], threads: int = 4) -> None:
 
 # ---- counting ------------------------------------------------------------------------------
 
-
-class CountingCursor:
-    """A pyodbc cursor that counts what it executes (SQLite has no server log to count from)."""
-
-    def __init__(self, cursor: Any, counts: Counter[str]) -> None:
-        self._cursor = cursor
-        self._counts = counts
-
-    def execute(self, sql: str, *params: Any) -> Any:
-        self._counts[sql.split(None, 1)[0].upper()] += 1
-        return self._cursor.execute(sql, *params)
-
-    def executemany(self, sql: str, params: Any) -> Any:
-        self._counts[sql.split(None, 1)[0].upper()] += len(params)
-        return self._cursor.executemany(sql, params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._cursor)
+_REQUEST = re.compile(r"RequestMethod=(\w+) RequestURL=\S+?/devstoreaccount1/([^/?\s]*)/?([^?\s]*)(\?\S*)? "
+                      r"RequestHeaders:(\{.*\})")
 
 
-class CountingConnection:
-    def __init__(self, conn: Any, counts: Counter[str]) -> None:
-        self._conn = conn
-        self._counts = counts
-
-    def cursor(self) -> CountingCursor:
-        return CountingCursor(self._conn.cursor(), self._counts)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-@contextmanager
-def counted_connections(counts: Counter[str]) -> Iterator[None]:
-    """Connections the store opens meanwhile count their statements into ``counts``."""
-    original, dialect_for = store_module.connect, store_module.dialect_for
-    store_module.connect = lambda cs: CountingConnection(original(cs), counts)  # type: ignore[assignment]
-    # The dialect is read from the driver's own connection object.
-    store_module.dialect_for = lambda conn: dialect_for(getattr(conn, "_conn", conn))  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        store_module.connect, store_module.dialect_for = original, dialect_for  # type: ignore[assignment]
-
-
-def forget_connections() -> None:
-    """Drop every thread's cached store connection, so the next statements go through new ones."""
-    store_module._local.__dict__.clear()
+def storage_requests(log_text: str) -> Counter[str]:
+    """Requests by container and kind ("images-input List Blobs"), from Azurite's request log."""
+    kinds: Counter[str] = Counter()
+    for match in _REQUEST.finditer(log_text):
+        method, container, blob, query, headers = match.groups()
+        query = query or ""
+        if "comp=list" in query:
+            kind = "List Blobs"
+        elif "comp=appendblock" in query:
+            kind = "Append Block"
+        elif method == "GET" and blob:
+            kind = "Get Blob (ranged)" if '"x-ms-range"' in headers or '"range"' in headers else "Get Blob"
+        elif method == "HEAD" and blob:
+            kind = "Get Blob Properties"
+        elif method == "PUT" and blob:
+            kind = "Put Blob"
+        elif method == "DELETE" and blob:
+            kind = "Delete Blob"
+        else:
+            kind = f"{method} {'blob' if blob else 'container'} {query[:30]}".strip()
+        kinds[f"{container} {kind}"] += 1
+    return kinds
 
 
 def _rss_kb(field_name: str) -> int:
@@ -219,17 +196,28 @@ def _rss_kb(field_name: str) -> int:
     return 0
 
 
-def instances_by_name(engine: Any) -> Counter[str]:
-    return Counter(dict(engine.db.execute("SELECT name, count(*) FROM instances GROUP BY name").fetchall()))
+def task_hub(state_dir: Path) -> dict[str, Any]:
+    """Instances in the local host's task hub by name and status, and the bytes each name keeps."""
+    path = state_dir / "durable.db"
+    if not path.exists():
+        return {"instances": {}, "bytes": {}}
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT name, status, count(*), sum(length(coalesce(history, '')) + length(coalesce(input, '')) + "
+            "length(coalesce(output, '')) + length(coalesce(custom_status, ''))) FROM instances "
+            "GROUP BY name, status").fetchall()
+    instances: dict[str, dict[str, int]] = {}
+    kept: Counter[str] = Counter()
+    for name, status, number, size in rows:
+        instances.setdefault(name, {})[status] = number
+        kept[name] += size or 0
+    return {"instances": instances, "bytes": dict(kept)}
 
 
-def history_bytes(engine: Any, name: str) -> int:
-    """Bytes of history, input, output and custom status the task hub keeps for ``name``'s instances."""
-    row = engine.db.execute(
-        "SELECT coalesce(sum(length(coalesce(history, '')) + length(coalesce(input, '')) + "
-        "length(coalesce(output, '')) + length(coalesce(custom_status, ''))), 0) FROM instances WHERE name = ?",
-        (name,)).fetchone()
-    return int(row[0])
+def _created(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
+    counts = {name: sum(by_status.values()) - sum(before["instances"].get(name, {}).values())
+              for name, by_status in after["instances"].items()}
+    return {name: n for name, n in counts.items() if n}
 
 
 @dataclass
@@ -238,14 +226,12 @@ class Meters:
 
     azurite_log: Path
     pg_log: Path | None
-    engine: Any
-    sql_counts: Counter[str] = field(default_factory=Counter)
+    state_dir: Path
 
     def measure(self, run: Callable[[], Awaitable[Any]]) -> tuple[Any, dict[str, Any]]:
         az_offset = self.azurite_log.stat().st_size
         pg_offset = self.pg_log.stat().st_size if self.pg_log else 0
-        before_sql = Counter(self.sql_counts)
-        before_instances = instances_by_name(self.engine)
+        hub_before = task_hub(self.state_dir)
         Path("/proc/self/clear_refs").write_text("5")
         rss_start = _rss_kb("VmRSS")
         cpu_start = resource.getrusage(resource.RUSAGE_SELF)
@@ -256,57 +242,73 @@ class Meters:
         peak = _rss_kb("VmHWM")
         with self.azurite_log.open("rb") as log:
             log.seek(az_offset)
-            requests, _ = storage_requests(log.read().decode(errors="replace"))
+            requests = storage_requests(log.read().decode(errors="replace"))
+        statements: Counter[str] = Counter()
         if self.pg_log:
             with self.pg_log.open("rb") as log:
                 log.seek(pg_offset)
                 statements = sql_statements(log.read().decode(errors="replace"))
-        else:
-            statements = self.sql_counts - before_sql
-        starts = instances_by_name(self.engine) - before_instances
+        hub = task_hub(self.state_dir)
         return result, {
             "seconds": round(seconds, 2),
             "cpu_seconds_this_process": round(cpu_end.ru_utime + cpu_end.ru_stime
                                               - cpu_start.ru_utime - cpu_start.ru_stime, 2),
             "peak_rss_mb_above_start": round((peak - rss_start) / 1024, 1),
             "rss_mb_at_start": round(rss_start / 1024, 1),
+            # The largest worker process the host spawned and that has exited (the activities ran there).
+            "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
             "storage_requests": dict(requests.most_common()),
             "storage_requests_total": sum(requests.values()),
-            "sql_statements": dict(statements.most_common()),
-            "sql_statements_total": sum(statements.values()),
-            "sql_app_statements": sum(v for k, v in statements.items() if k in APP_STATEMENTS),
-            "starts": dict(starts),
+            # Every session's statements (PostgreSQL only: SQLite has no server log).
+            "sql_statements": dict(statements.most_common()) if self.pg_log else None,
+            "sql_app_statements": sum(v for k, v in statements.items() if k in APP_STATEMENTS)
+            if self.pg_log else None,
+            "starts": _created(hub_before, hub),
+            "task_hub": hub,
         }
 
 
-# ---- the designs ---------------------------------------------------------------------------
+# ---- the design ----------------------------------------------------------------------------
 
 
-def invocation_pass(engine: Any, storage: str, sql: str) -> Callable[[], Awaitable[Any]]:
-    """The one-invocation reconciliation (shared.reconcile) as the ReconcileBlobs timer runs it."""
-    from shared.reconcile import reconcile
+def orchestration_pass(state_dir: Path, settings: dict[str, str], pass_input: dict[str, Any],
+                       timeout: float) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """One pass of the ReconcileOrchestrator through the local host (``devhost.passes.run_pass``),
+    the runs it starts executed by that host and waited for (their rows are what the routine pass
+    then finds)."""
 
     async def run() -> dict[str, Any]:
-        async with counting_client(engine) as client:
-            report = await reconcile(client, container=CONTAINER, storage_connection=storage,
-                                     sql_connection=sql, retry_delays=(5.0,))
-        return report.to_dict()
+        report = await run_pass(settings, state_dir, pass_input, timeout=timeout, wait_runs=True, workers=2)
+        if report.get("runtimeStatus") != "Completed" or not report.get("result"):
+            raise RuntimeError(f"the reconciliation pass did not complete: {json.dumps(report)[:2000]}")
+        return report
 
     return run
 
 
-DESIGNS: dict[str, Callable[[Any, str, str], Callable[[], Awaitable[Any]]]] = {"invocation": invocation_pass}
-
-
 # ---- the run -------------------------------------------------------------------------------
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def progress(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
-def run(count: int, db: str, design: str) -> dict[str, Any]:
-    """Seed a fresh Azurite and database, then measure ``design``'s first and routine pass."""
+def run(count: int, db: str, pace: PassSettings, timeout: float = 3600) -> dict[str, Any]:
+    """Seed a fresh Azurite and database, then measure a first and a routine pass."""
     work = Path(tempfile.mkdtemp(prefix="bench-reconcile-scale-"))
     azurite_log = work / "azurite-requests.log"
     azurite = Azurite.start(port=free_port(), location=work / "azurite")
@@ -338,30 +340,25 @@ def run(count: int, db: str, design: str) -> dict[str, Any]:
         progress(f"wrote {len(records)} rows in {rows_seconds:.0f} s")
         del records
 
-        worker = load_app(APP_ROOT)
-        orchestrators = registries(worker, discover())[0]
         result: dict[str, Any] = {
             "count": count, "db": db,
             "seeding": {"blobs_seconds": round(seed_seconds, 1), "rows_seconds": round(rows_seconds, 1),
                         **planted.counts()},
+            "settings": asdict(pace),
         }
-        engine = pipeline_engine(orchestrators)  # starts recorded Pending, never run
-        sql_counts: Counter[str] = Counter()
-        meters = Meters(azurite_log, postgres.datadir.parent / "log" if postgres else None, engine, sql_counts)
-        started = {*planted.no_row, *planted.failed}
-        with counted_connections(sql_counts):
-            forget_connections()
-            first_report, first = meters.measure(DESIGNS[design](engine, storage, sql))
+        state_dir = work / "host"
+        meters = Meters(azurite_log, postgres.datadir.parent / "log" if postgres else None, state_dir)
+        settings = {"AzureWebJobsStorage": storage, "SqlConnectionString": sql, "RetryDelaysSeconds": "0.5,1,2"}
+        one_pass = orchestration_pass(state_dir, settings, reconcile_input(pace), timeout)
+        # The local host takes a setting from the environment when it is there (as `func start`
+        # does), and keeps what an earlier host of this process put there: this run's must win.
+        with environment(settings):
+            first_report, first = meters.measure(one_pass)
             progress(f"first pass: {first['seconds']} s")
-            # Every started run finished: its row is written (what ImageOrchestrator would do).
-            write_rows(sql, [ImageRecord.for_blob(r, STATUS_PROCESSED, instance_id="bench")
-                             for r in present if r.name in started])
-            forget_connections()
-            routine_report, routine = meters.measure(DESIGNS[design](engine, storage, sql))
+            routine_report, routine = meters.measure(one_pass)
+            progress(f"routine pass: {routine['seconds']} s")
         first["report"], routine["report"] = first_report, routine_report
         result.update(first_pass=first, routine_pass=routine, projections=project(count, first, routine))
-        engine.close()
-        worker.close()
         return result
     finally:
         azurite.stop()
@@ -370,41 +367,32 @@ def run(count: int, db: str, design: str) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _per_blob(value: float, count: int) -> float:
-    return value / count if count else 0.0
-
-
 def project(count: int, first: dict[str, Any], routine: dict[str, Any]) -> dict[str, Any]:
-    """Scale the measured counts to 1 M and 10 M blobs with the same mix.
-
-    List calls grow with ceil(N / 5,000) and the table's reads with ceil(N / page): both linear in
-    N by page; starts and property reads are linear in the planted fractions; wall time scales
-    linearly only while the database and storage keep their per-call latency (see docs)."""
-    out = {}
+    """Scale the measured counts to 1 M and 10 M blobs with the same mix (docs/capacity.md says
+    which grow linearly and which do not)."""
+    out: dict[str, Any] = {}
+    rate = first["report"]["result"]["startsPerSecondLimit"]
     for scale in SCALES:
         factor = scale / count
-        out[str(scale)] = {
-            "first_pass": {
-                "storage_requests": {k: math.ceil(v * factor) for k, v in first["storage_requests"].items()},
-                "sql_statements_total": math.ceil(first["sql_statements_total"] * factor),
-                "sql_app_statements": math.ceil(first["sql_app_statements"] * factor),
-                "starts": {k: math.ceil(v * factor) for k, v in first["starts"].items()},
-                "minutes_at_measured_rate": round(first["seconds"] * factor / 60, 1),
-            },
-            "routine_pass": {
-                "storage_requests": {k: math.ceil(v * factor) for k, v in routine["storage_requests"].items()},
-                "sql_statements_total": math.ceil(routine["sql_statements_total"] * factor),
-                "sql_app_statements": math.ceil(routine["sql_app_statements"] * factor),
-                "minutes_at_measured_rate": round(routine["seconds"] * factor / 60, 1),
-            },
-            "listing_filter_megabytes": round(bytes_for(scale) / 1e6, 1),
-        }
-    out["per_blob"] = {
-        "first_pass_ms": round(1000 * _per_blob(first["seconds"], count), 3),
-        "routine_pass_ms": round(1000 * _per_blob(routine["seconds"], count), 3),
-        "first_pass_sql_app_statements": round(_per_blob(first["sql_app_statements"], count), 4),
-        "routine_pass_sql_app_statements": round(_per_blob(routine["sql_app_statements"], count), 4),
-    }
+        out[str(scale)] = {}
+        for name, measured in (("first_pass", first), ("routine_pass", routine)):
+            totals = measured["report"]["result"]
+            out[str(scale)][name] = {
+                "list_calls": math.ceil(scale * (1 - DELETED) / 5000),
+                "property_reads": math.ceil(totals["propertyReads"] * factor),
+                "pass_sql_statements": math.ceil(totals["sqlStatements"] * factor),
+                "starts": math.ceil(totals["started"] * factor),
+                "state_calls": math.ceil(totals["stateCalls"] * factor),
+                "state_megabytes": round(totals["stateBytes"] * factor / 1e6, 1),
+                "pass_minutes_at_measured_rate": round(measured["report"]["passSeconds"] * factor / 60, 1),
+                "minutes_of_pacing_at_start_limit": round(totals["started"] * factor / rate / 60, 1),
+            }
+    out["per_1000_blobs"] = {
+        name: {"pass_seconds": round(1000 * m["report"]["passSeconds"] / count, 3),
+               "pass_sql_statements": round(1000 * m["report"]["result"]["sqlStatements"] / count, 2),
+               "state_calls": round(1000 * m["report"]["result"]["stateCalls"] / count, 2),
+               "state_bytes": round(1000 * m["report"]["result"]["stateBytes"] / count)}
+        for name, m in (("first_pass", first), ("routine_pass", routine))}
     return out
 
 
@@ -412,13 +400,15 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="postgresql")
-    parser.add_argument("--design", choices=sorted(DESIGNS), default="invocation")
+    parser.add_argument("--starts-per-second", type=float, default=PassSettings().startsPerSecond,
+                        help="ReconcileStartsPerSecond (default: the app's default)")
     args = parser.parse_args()
-    measured = run(args.count, args.db, args.design)
-    # One file per database and size; each design's run (its own fresh seeding) adds its section.
+    measured = run(args.count, args.db, PassSettings(startsPerSecond=args.starts_per_second))
+    # One file per database and size, one section per design ("invocation" was measured at commit
+    # 47d673e, before the orchestration replaced it).
     path = RESULTS / f"reconcile-{args.db}-{args.count}.json"
     result = json.loads(path.read_text()) if path.exists() else {}
-    result.setdefault("designs", {})[args.design] = measured
+    result.setdefault("designs", {})["orchestration"] = measured
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(measured, indent=2))
