@@ -11,6 +11,9 @@ help:
 	@echo "make show [FORMAT=table|json|csv] - print the ImageMetadata table"
 	@echo "make migrate - run the schema migrations against SqlConnectionString (needs DDL rights)"
 	@echo "make status [FORMAT=table|json] - counts, top failure reasons, backlog, latency, reconciliation"
+	@echo "make reconcile - one reconciliation pass now (start what has no final row, mark rows of gone blobs)"
+	@echo "make reindex [STATUS=failed,rejected] [PREFIX=a/] [BEFORE=2026-12-01T00:00:00Z] - re-index rows"
+	@echo "               (no filter: every row written by an older ExtractorVersion)"
 	@echo "make bench   - extraction benchmark against exiftool and ImageMagick"
 	@echo "make lint    - ruff"
 
@@ -41,6 +44,12 @@ test: setup-test
 status: setup
 	$(PY) -m devhost status --format $(or $(FORMAT),table)
 
+reconcile: setup
+	$(PY) -m devhost reconcile
+
+reindex: setup
+	$(PY) -m devhost reindex $(if $(STATUS),--status '$(STATUS)') $(if $(PREFIX),--prefix '$(PREFIX)') $(if $(BEFORE),--before '$(BEFORE)')
+
 lint: setup-test
 	$(PY) -m ruff check .
 
@@ -50,4 +59,4 @@ migrate: setup
 bench: setup-test
 	$(PY) -m bench.extraction
 
-.PHONY: help setup setup-test demo run azurite upload show migrate status test lint bench
+.PHONY: help setup setup-test demo run azurite upload show migrate status reconcile reindex test lint bench

@@ -139,9 +139,9 @@ class Engine:
         self.db.executescript(_SCHEMA)
         self.on_change: Callable[[], None] = lambda: None
         # ContinueAsNew bookkeeping of this process (tests read it): generations started per
-        # instance, and the history length each generation ended with.
+        # instance, and the longest history a generation of it ended with.
         self.generations: dict[str, int] = {}
-        self.last_generation_history: dict[str, int] = {}
+        self.longest_generation: dict[str, int] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -379,7 +379,7 @@ class Engine:
         db.execute("INSERT INTO inbox (instance_id, execution_id, event) VALUES (?, ?, ?)",
                    (instance_id, execution_id, json.dumps(started)))
         self.generations[instance_id] = self.generations.get(instance_id, 0) + 1
-        self.last_generation_history[instance_id] = len(history)
+        self.longest_generation[instance_id] = max(len(history), self.longest_generation.get(instance_id, 0))
 
     def _decide(self, history: list[dict[str, Any]], result: p.EpisodeResult, now: datetime
                 ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], str | None, str | None]:

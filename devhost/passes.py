@@ -11,6 +11,7 @@ for the running pass instead.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,22 @@ async def run_pass(settings: dict[str, str], state_dir: Path, pass_input: dict[s
     host over ``settings`` (AzureWebJobsStorage, SqlConnectionString, ...), wait for it (and, with
     ``wait_runs``, for every run it started) and return its final status with timings."""
     values = {**settings, **{f"AzureWebJobs.{n}.Disabled": "true" for n in QUIET}}
+    # The caller's settings win over this process's environment (the host only fills in what the
+    # environment lacks, as `func start` does), and the environment is put back afterwards.
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        return await _run(values, state_dir, pass_input, timeout, wait_runs, workers)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+async def _run(values: dict[str, str], state_dir: Path, pass_input: dict[str, Any], timeout: float,
+               wait_runs: bool, workers: int) -> dict[str, Any]:
     host = LocalHost(HostConfig(state_dir=state_dir, settings=values, workers=workers))
     serving = asyncio.create_task(host.serve())
     began = time.monotonic()
@@ -52,6 +69,9 @@ async def run_pass(settings: dict[str, str], state_dir: Path, pass_input: dict[s
                 "runtimeStatus": status["runtimeStatus"] if status else None,
                 "result": (status or {}).get("output") or (status or {}).get("customStatus"),
                 "generations": host.engine.generations.get(RECONCILE_INSTANCE_ID, 0) + 1,
+                "longestGenerationHistory": max(host.engine.longest_generation.get(RECONCILE_INSTANCE_ID, 0),
+                                                len((host.engine.status(RECONCILE_INSTANCE_ID, show_history=True)
+                                                     or {}).get("historyEvents") or [])),
                 "passSeconds": round(pass_seconds, 3), "wallSeconds": round(time.monotonic() - began, 3),
                 "runsStarted": len(host.engine.start_log(ORCHESTRATOR_NAME))}
     finally:

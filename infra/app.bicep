@@ -9,6 +9,7 @@ param principalType string
 param durableBackend string
 param reconcileSchedule string
 param historyRetentionDays int
+param reconcileStartsPerSecond int
 
 var inputContainerName = 'images-input'
 // Event Grid writes the events it could not deliver here (host storage, not the images account).
@@ -451,6 +452,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Flex Consumption runs no polling blob trigger: Event Grid drives EventGridStarter instead.
     'AzureWebJobs.BlobTriggerStarter.Disabled': 'true'
     ReconcileSchedule: reconcileSchedule
+    ReconcileStartsPerSecond: string(reconcileStartsPerSecond)
   }, durableTaskSchedulerSettings)
 }
 

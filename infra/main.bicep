@@ -35,6 +35,10 @@ param reconcileSchedule string = '0 30 3 * * *'
 @maxValue(30)
 param historyRetentionDays int = 7
 
+@description('Orchestrations a reconciliation or re-index pass starts per second at most (ReconcileStartsPerSecond): keep it within what the task hub and the database sustain (docs/capacity.md).')
+@minValue(1)
+param reconcileStartsPerSecond int = 50
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 
@@ -56,6 +60,7 @@ module app 'app.bicep' = {
     durableBackend: durableBackend
     reconcileSchedule: reconcileSchedule
     historyRetentionDays: historyRetentionDays
+    reconcileStartsPerSecond: reconcileStartsPerSecond
   }
 }
 

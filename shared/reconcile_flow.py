@@ -34,6 +34,7 @@ from typing import Any
 
 from shared.models import EXTRACTOR_VERSION
 from shared.settings import (
+    DEFAULT_RETRY_DELAYS,
     RECONCILE_ACTIVITY,
     RECONCILE_INSTANCE_ID,
     RECONCILE_ORCHESTRATOR,
@@ -42,13 +43,18 @@ from shared.settings import (
 
 log = logging.getLogger(__name__)
 
+STEP_RETRY_DELAYS = DEFAULT_RETRY_DELAYS
+
 PHASES = {"reconcile": ("deadletter", "list", "rows", "cleanup"), "reindex": ("reindex",)}
 ACTIVE = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 # Totals the status shows, summed over the steps' counters.
 TOTALS = ("pages", "listCalls", "blobsListed", "missingRows", "otherVersionRows", "failedRows",
           "deletedRowsOfPresentBlobs", "started", "alreadyCovered", "rowsChecked", "rowsSelected",
           "propertyReads", "rowsMarkedGone", "sqlStatements", "stateCalls", "stateBytes", "deadLetterBlobs",
-          "deadLetterEventsRequeued", "deadLetterBlobsFailed", "waits")
+          "deadLetterEventsRequeued", "deadLetterBlobsFailed", "waits", "stepRetries", "stateBytesWritten",
+          "stateBytesRead")
+# Seconds spent in each phase's steps (the activities' own time), summed.
+PHASE_SECONDS = tuple(f"{phase}Seconds" for phase in ("deadletter", "list", "rows", "cleanup", "reindex"))
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ def begin(state: dict[str, Any], now: datetime) -> dict[str, Any]:
         raise ValueError(f"unknown pass mode {mode!r}: 'reconcile' or 'reindex'")
     return {**state, "mode": mode, "settings": {**asdict(PassSettings()), **(state.get("settings") or {})},
             "passId": now.strftime("%Y%m%dT%H%M%S%fZ"), "phase": PHASES[mode][0], "cursor": None,
-            "totals": dict.fromkeys(TOTALS, 0), "startedAt": _stamp(now), "nextStepAt": None, "generation": 0}
+            "totals": dict.fromkeys(TOTALS + PHASE_SECONDS, 0), "startedAt": _stamp(now), "nextStepAt": None, "generation": 0}
 
 
 def step_request(state: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +130,8 @@ def advance(state: dict[str, Any], result: dict[str, Any], began: datetime, now:
             totals[name] += value
     totals["pages"] += 1
     phase, cursor = state["phase"], result.get("cursor")
+    seconds = f"{phase}Seconds"
+    totals[seconds] = round(totals.get(seconds, 0) + (result.get("counters") or {}).get("stepSeconds", 0), 3)
     if cursor is None:
         phases = PHASES[state["mode"]]
         at = phases.index(phase)
@@ -161,7 +169,19 @@ def orchestrate(context: Any) -> Generator[Any, Any, dict[str, Any] | None]:
             state = {**state, "totals": {**state["totals"], "waits": state["totals"]["waits"] + 1}}
             now = context.current_utc_datetime
         began = now
-        result = yield context.call_activity(RECONCILE_ACTIVITY, step_request(state))
+        result = None
+        for delay in (*STEP_RETRY_DELAYS, None):
+            try:
+                result = yield context.call_activity(RECONCILE_ACTIVITY, step_request(state))
+                break
+            except Exception:
+                # Storage or database unavailable (a paused database resumes within a minute): the
+                # step is idempotent, so it runs again after a durable timer; the last failure fails
+                # the pass (its status says why; the next start begins a new pass).
+                if delay is None:
+                    raise
+                state = {**state, "totals": {**state["totals"], "stepRetries": state["totals"]["stepRetries"] + 1}}
+                yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
         now = context.current_utc_datetime
         state = advance(state, result, began, now)
         steps += 1

@@ -155,19 +155,27 @@ async def _list(client: Any, step: dict[str, Any], conn: Connections, counters: 
                     break
                 counters[why] += 1
                 todo.append(blob)
-        done = chunk[:stop_at]
-        io = await asyncio.to_thread(listed_keys.append_listed, conn.host, step["passId"],
-                                     [blob_key(b.container, b.name) for b in done], pool)
-        counters["stateCalls"] += io.calls
-        counters["stateBytes"] += io.bytes
         await _start_all(client, todo, conn, counters, restart_completed=True)
         budget -= len(todo)
-        handled += done
+        handled += chunk[:stop_at]
         over_time = time.monotonic() - began > step["budgetSeconds"]
         if stop_at < len(chunk) or ((budget <= 0 or over_time) and len(handled) < len(refs)):
+            await _record_listed(conn, step, handled, counters, pool)
             counters["blobsListed"] -= len(refs) - len(handled)
             return {"token": token, "resumeAfter": handled[-1].name if handled else resume_after}
+    await _record_listed(conn, step, handled, counters, pool)
     return {"token": next_token} if next_token else None
+
+
+async def _record_listed(conn: Connections, step: dict[str, Any], handled: list[BlobRef], counters: Counter[str],
+                         pool: ThreadPoolExecutor) -> None:
+    """The step's listed keys into the pass's state: one Append Block per bucket, once per step
+    (before the step reports done, so a step killed before that is run again whole)."""
+    io = await asyncio.to_thread(listed_keys.append_listed, conn.host, step["passId"],
+                                 [blob_key(b.container, b.name) for b in handled], pool)
+    counters["stateCalls"] += io.calls
+    counters["stateBytes"] += io.bytes
+    counters["stateBytesWritten"] += io.bytes
 
 
 async def _rows(step: dict[str, Any], conn: Connections, counters: Counter[str], pool: ThreadPoolExecutor
@@ -183,6 +191,7 @@ async def _rows(step: dict[str, Any], conn: Connections, counters: Counter[str],
                                          {listed_keys.bucket_of(r["BlobKey"]) for r in rows}, pool)
     counters["stateCalls"] += io.calls
     counters["stateBytes"] += io.bytes
+    counters["stateBytesRead"] += io.bytes
     unlisted = [r for r in rows if not listed_keys.was_listed(listed, r["BlobKey"])]
 
     def check(row: dict[str, Any]) -> str:

@@ -856,3 +856,10 @@ def test_azure_yaml_check_rejects_broken_variants(mutate):
     doc = yaml.safe_load((ROOT / "azure.yaml").read_text())
     mutate(doc)
     assert azure_yaml_problems(doc)
+
+
+def test_the_reconciliation_rate_limit_is_a_deployment_parameter():
+    """ReconcileStartsPerSecond comes from main.bicep's parameter (default 50, at least 1), not a literal."""
+    assert SETTINGS["ReconcileStartsPerSecond"]["function"]["parameters"] == {"value_to_convert": "reconcileStartsPerSecond"}
+    param = parse(INFRA / "main.bicep")["parameters"]["reconcileStartsPerSecond"]
+    assert param["default"] == 50 and {"type": "min_value", "argument": 1} in param["decorators"]

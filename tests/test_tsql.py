@@ -13,7 +13,7 @@ import sqlglot
 from sqlfluff.core import FluffConfig, Linter
 from sqlglot import ErrorLevel, exp
 
-from shared.store import COLUMNS, DELETE_COLUMNS, SQLiteDialect, TSqlDialect, ddl
+from shared.store import COLUMNS, DELETE_COLUMNS, ReindexFilter, SQLiteDialect, TSqlDialect, ddl
 from shared.store.columns import BY_NAME
 
 _LINTER = Linter(config=FluffConfig(
@@ -54,6 +54,8 @@ STATEMENTS = {
     "mark deleted": DIALECT.mark_deleted().sql,
     "select by keys": DIALECT.select_by_keys(500).sql,
     "page after key": DIALECT.page_after_key().sql,
+    "page for re-index (every filter)": DIALECT.page_for_reindex(2, True, True, True).sql,
+    "page for re-index (no filter)": DIALECT.page_for_reindex(0, False, False, False).sql,
     "rule row": DIALECT.rule_row().sql,
     "swap": DIALECT.swap(token_is_null=False).sql,
     "swap on a NULL token": DIALECT.swap(token_is_null=True).sql,
@@ -196,10 +198,12 @@ def marker_columns(sql: str) -> list[str]:
                 found[index] = parent.this.name
             elif isinstance(parent, exp.Coalesce):
                 found[index] = parent.expressions[0].name
-            elif isinstance(parent, exp.Fetch):
-                found[index] = "(row limit)"
+            elif isinstance(parent, (exp.Fetch, exp.Substring)):
+                found[index] = "(row limit)"  # a row count, or a length: INT
             elif isinstance(parent, exp.Binary):
-                found[index] = (parent.left if parent.right is node else parent.right).name
+                other = parent.left if parent.right is node else parent.right
+                # SUBSTRING(BlobName, 1, ?) = ?: compared with (a prefix of) the column
+                found[index] = other.this.name if isinstance(other, exp.Substring) else other.name
             else:
                 found[index] = f"(unknown: {type(parent).__name__})"
     return [found.get(i, "(not found)") for i in range(next(count))]
@@ -276,6 +280,8 @@ def every_tsql_write_and_read(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str
     store.mark_deleted("images-input", "a.jpg", deleted_at=datetime(2026, 1, 1), sequencer="01", etag="v1")
     store.rows_by_keys(["0" * 64, "1" * 64])
     store.page_live_rows("images-input", "", 100)
+    store.page_for_reindex("images-input", "", 100, ReindexFilter(
+        statuses=("failed", "rejected"), older_than=3, before=datetime(2026, 1, 1), prefix="2024/😀"))
     log = list(conn.log)
     # a tie: the MERGE applies nothing, the row is read, storage says current, the row is swapped
     tied = ("v0", "processed", None, datetime(2026, 1, 1), None, 2, datetime(2026, 1, 2))
