@@ -28,7 +28,7 @@ from shared.activities import extract_metadata
 from shared.blob_access import ensure_container, upload_bytes
 from shared.log_context import MARKER, bind, fields_from_event, log_context
 from shared.models import BlobRef, ImageRecord
-from shared.settings import INPUT_CONTAINER
+from shared.settings import INPUT_CONTAINER, RECONCILE_INSTANCE_ID
 from shared.starter import instance_id_for
 from tests.test_orchestrator import OK_EXTRACT, OK_STORE, Script
 from tests.test_orchestrator import run as run_orchestrator
@@ -205,24 +205,30 @@ def test_event_grid_starter_lines_carry_the_event_version(worker, engine, storag
 
 
 def test_reconcile_lines_name_each_version_started(worker, engine, storage, monkeypatch, sql_env, caplog):
+    """The timer's line names the pass's instance; a ReconcilePage step's start lines name each
+    version it started (bound by the starter in that start's task)."""
     monkeypatch.setenv("AzureWebJobsStorage", storage)
     ensure_container(storage, INPUT_CONTAINER)
     refs = {r.name: r for r in (upload_bytes(storage, INPUT_CONTAINER, f"logs/r{i}.png",
                                              samples.encode(samples.picture(seed=i), "PNG")) for i in range(3))}
     now = datetime.now(UTC)
+    step = {"phase": "list", "cursor": None, "passId": "logs", "maxStarts": 100, "budgetSeconds": 30,
+            "listPageSize": 5000, "rowPageSize": 100, "filter": None}
 
     async def tick() -> None:
         async with client_endpoint(engine) as binding:
             await worker.invoke_async("ReconcileBlobs", {
                 "timer": Data("json", timer_input(None, now + timedelta(hours=1), now)),
                 "starter": Data("string", binding)})
+            await worker.invoke_async("ReconcilePage", {"step": Data("json", json.dumps(step)),
+                                                        "starter": Data("string", binding)})
 
     with caplog.at_level(logging.INFO):
         asyncio.run(tick())
-    started = [r for r in named(caplog.records, "shared") if r.getMessage().startswith("started ")]
+    [timer_line] = [r for r in named(caplog.records, "shared") if r.getMessage().startswith("started reconcile pass")]
+    assert getattr(timer_line, "InstanceId", None) == RECONCILE_INSTANCE_ID
+    started = [r for r in named(caplog.records, "shared") if r.getMessage().startswith("started img-")]
     assert len(started) == 3
     for record in started:
         ref = refs[record.BlobName]
         assert_carries([record], instance_id_for(INPUT_CONTAINER, ref.name, ref.etag), ref.name, ref.etag)
-    [report] = [r for r in caplog.records if r.getMessage().startswith("ReconcileBlobs:")]
-    assert not getattr(report, "InstanceId", None)  # the pass's own line names no single version
