@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import random
 import re
 import resource
@@ -48,15 +47,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.capacity import sql_statements
-from devhost.passes import run_pass
+from devhost.passes import environment, run_pass
 from devhost.samples import encode, picture
 from devhost.services import Azurite, Postgres, free_port
 from shared.blob_access import blob_version, ensure_container, upload_bytes
@@ -289,20 +288,6 @@ def orchestration_pass(state_dir: Path, settings: dict[str, str], pass_input: di
 # ---- the run -------------------------------------------------------------------------------
 
 
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def progress(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
@@ -348,7 +333,11 @@ def run(count: int, db: str, pace: PassSettings, timeout: float = 3600) -> dict[
         }
         state_dir = work / "host"
         meters = Meters(azurite_log, postgres.datadir.parent / "log" if postgres else None, state_dir)
-        settings = {"AzureWebJobsStorage": storage, "SqlConnectionString": sql, "RetryDelaysSeconds": "0.5,1,2"}
+        # Previews off: the runs the pass starts are the metadata pipeline only, so that their
+        # requests and statements separate from the pass's by kind (docs/capacity.md section 7;
+        # the preview step's own cost is docs/previews.md's).
+        settings = {"AzureWebJobsStorage": storage, "SqlConnectionString": sql, "RetryDelaysSeconds": "0.5,1,2",
+                    "PreviewContainer": ""}
         one_pass = orchestration_pass(state_dir, settings, reconcile_input(pace), timeout)
         # The local host takes a setting from the environment when it is there (as `func start`
         # does), and keeps what an earlier host of this process put there: this run's must win.

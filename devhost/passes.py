@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,22 @@ from shared.settings import ORCHESTRATOR_NAME, RECONCILE_INSTANCE_ID
 QUIET = ("BlobTriggerStarter", "EventGridStarter", "ReconcileBlobs", "PurgeHistory")
 
 
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """These settings in os.environ for the block, the previous values put back afterwards (the
+    host reads its settings from the environment; two passes in one process must not share them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 async def run_pass(settings: dict[str, str], state_dir: Path, pass_input: dict[str, Any], *,
                    timeout: float = 3600, wait_runs: bool = True, workers: int = 2) -> dict[str, Any]:
     """Start ``pass_input`` (``shared.reconcile_flow.reconcile_input`` / ``reindex_input``) on a local
@@ -36,16 +54,8 @@ async def run_pass(settings: dict[str, str], state_dir: Path, pass_input: dict[s
     values = {**settings, **{f"AzureWebJobs.{n}.Disabled": "true" for n in QUIET}}
     # The caller's settings win over this process's environment (the host only fills in what the
     # environment lacks, as `func start` does), and the environment is put back afterwards.
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with environment(values):
         return await _run(values, state_dir, pass_input, timeout, wait_runs, workers)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 async def _run(values: dict[str, str], state_dir: Path, pass_input: dict[str, Any], timeout: float,
