@@ -5,7 +5,10 @@ step pay for it); every camera writes a finished picture beside it. TIFF-based r
 CR2, ARW, ...) hold it as a directory: a JPEG by JPEGInterchangeFormat (0x0201/0x0202) or by a
 JPEG-compressed strip (Compression 6 or 7), or uncompressed 8-bit RGB strips (DNG's preview
 IFD); the largest is taken. A Fujifilm RAF names its JPEG's offset and length at 0x54. The
-orientation is the raw's IFD0 Orientation (the embedded picture is stored as the sensor saw it).
+orientation is the raw's IFD0 Orientation (the embedded picture is stored as the sensor saw it). A Canon CR3 keeps its
+preview as a PRVW box (a JPEG, 1620 px on cameras) in the top-level uuid box eaf42b5e-…, its
+orientation in CMT1 (the TIFF IFD0) of the Canon uuid box in moov (lclevy's "Describing the
+Canon Raw v3 (CR3) file format", the layout exiftool's Canon::uuid table reads).
 A HEIC's thumbnail items (``thmb``, iPhones write a 320 px one) are decoded by libheif with
 their own rotation applied, so they arrive upright.
 """
@@ -17,7 +20,7 @@ import struct
 
 from PIL import Image
 
-from shared import raw_formats
+from shared import isobmff, raw_formats
 from shared.raw_containers import RAF_MAGIC
 from shared.tiff_ifd import (
     TAG_BITS,
@@ -43,7 +46,7 @@ def embedded_raw_picture(data: bytes) -> tuple[Image.Image, int] | None:
     if data[:8] == RAF_MAGIC:
         return _raf_picture(data)
     if data[4:8] == b"ftyp" and data[8:12] == b"crx ":
-        raise ValueError("CR3 embedded previews are not read yet")
+        return _cr3_picture(data)
     if data[:4] == b"\x00MRM":
         raise ValueError("MRW embedded previews are not read yet")
     fp = io.BytesIO(data)
@@ -102,6 +105,42 @@ def _raf_picture(data: bytes) -> tuple[Image.Image, int]:
         raise ValueError("RAF without a readable embedded JPEG")
     value = picture.getexif().get(TAG_ORIENTATION, 1)
     return picture, value if isinstance(value, int) and value in range(1, 9) else 1
+
+
+CR3_CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+CR3_PREVIEW_UUID = bytes.fromhex("eaf42b5e1c984b88b9fbb7dc406e4d16")
+PRVW_HEADER = struct.Struct(">IHHHHI")  # 0, 1, width, height, 1, JPEG length
+
+
+def _cr3_picture(data: bytes) -> tuple[Image.Image, int]:
+    picture: Image.Image | None = None
+    orientation = 1
+    for kind, start, end in isobmff.boxes(data, 0, len(data)):
+        if kind == b"moov":
+            orientation = _cr3_orientation(data, start, end)
+        elif kind == b"uuid" and data[start:start + 16] == CR3_PREVIEW_UUID:
+            for inner, at, stop in isobmff.boxes(data, start + 24, end):  # uuid, then 8 bytes
+                if inner == b"PRVW" and stop - at > PRVW_HEADER.size:
+                    length = PRVW_HEADER.unpack_from(data, at)[5]
+                    picture = _jpeg_at(data, at + PRVW_HEADER.size, min(length, stop - at - PRVW_HEADER.size))
+    if picture is None:
+        raise ValueError("CR3 without a readable PRVW preview")
+    return picture, orientation
+
+
+def _cr3_orientation(data: bytes, start: int, end: int) -> int:
+    for kind, at, stop in isobmff.boxes(data, start, end):
+        if kind == b"uuid" and data[at:at + 16] == CR3_CANON_UUID:
+            for inner, i, j in isobmff.boxes(data, at + 16, stop):
+                if inner == b"CMT1":
+                    exif = Image.Exif()
+                    try:
+                        exif.load(data[i:j])
+                    except (SyntaxError, ValueError, struct.error):
+                        return 1
+                    value = exif.get(TAG_ORIENTATION, 1)
+                    return value if isinstance(value, int) and value in range(1, 9) else 1
+    return 1
 
 
 def heif_thumbnail(data: bytes, long_edge: int) -> Image.Image | None:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import shared.image_open  # noqa: F401 - registers the HEIF opener
-from bench.spec_containers import raf_bytes
+from bench.spec_containers import cr3_bytes, raf_bytes
 from bench.spec_files import SHORT, Ifd, _heif, tiff_bytes
 from devhost import samples
 from shared import previews
@@ -232,6 +232,20 @@ def test_a_raf_is_previewed_from_its_jpeg_and_a_raw_without_one_is_recorded():
     with pytest.raises(NoPreview, match="raw photo"):
         render_previews(bare.replace(b"\x06\x01\x03\x00\x01\x00\x00\x00\x02", b"\x06\x01\x03\x00\x01\x00\x00\x00\x05"),
                         OPTIONS)
+
+
+def test_a_cr3_is_previewed_from_its_prvw_jpeg_turned_by_its_cmt1_orientation():
+    """The PRVW JPEG (640 x 426 here) turned by CMT1's Orientation 6; negative controls: the same
+    file with Orientation 1 stays landscape, and one whose PRVW box is renamed has no preview."""
+    data = cr3_bytes()
+    out = big(render_previews(data, OPTIONS))
+    assert out.size == (170, 256)
+    patterns = [(b"\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00", b"\x12\x01\x03\x00\x01\x00\x00\x00\x01\x00"),
+                (b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06", b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x01")]
+    upright = next(data.replace(a, b, 1) for a, b in patterns if a in data)
+    assert big(render_previews(upright, OPTIONS)).size == (256, 170)
+    with pytest.raises(NoPreview, match="PRVW"):
+        render_previews(data.replace(b"PRVW", b"XXXX"), OPTIONS)
 
 
 def exif_with_thumbnail(thumb: bytes, orientation: int = 1) -> bytes:
