@@ -90,7 +90,7 @@ def render_previews(data: bytes, options: PreviewOptions) -> Rendering:
     kind = sniff(data[:32])
     if kind == "HEIF" and (thumbnail := heif_thumbnail(data, max(options.sizes))) is not None:
         im, orientation, source = thumbnail, 1, "embedded-picture"  # the full picture is not decoded
-    elif kind in ("TIFF", "RAF", "CR3", "MRW"):
+    elif kind in ("TIFF", "RAF", "CR3", "MRW", "X3F"):
         try:
             embedded = embedded_raw_picture(data)
         except ValueError as exc:

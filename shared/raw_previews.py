@@ -21,7 +21,7 @@ import struct
 from PIL import Image
 
 from shared import isobmff, raw_formats
-from shared.raw_containers import RAF_MAGIC
+from shared.raw_containers import MAX_X3F_SECTIONS, RAF_MAGIC, ROTATION_ORIENTATION, X3F_MAGIC
 from shared.tiff_ifd import (
     TAG_BITS,
     TAG_COMPRESSION,
@@ -47,6 +47,8 @@ def embedded_raw_picture(data: bytes) -> tuple[Image.Image, int] | None:
         return _raf_picture(data)
     if data[4:8] == b"ftyp" and data[8:12] == b"crx ":
         return _cr3_picture(data)
+    if data[:4] == X3F_MAGIC:
+        return _x3f_picture(data)
     if data[:4] == b"\x00MRM":
         raise ValueError("MRW embedded previews are not read yet")
     fp = io.BytesIO(data)
@@ -126,6 +128,37 @@ def _cr3_picture(data: bytes) -> tuple[Image.Image, int]:
     if picture is None:
         raise ValueError("CR3 without a readable PRVW preview")
     return picture, orientation
+
+
+SECI_JPEG = struct.Struct("<4sIIIIII")  # "SECi", version, type 2 (preview), format 18 (JPEG), w, h, row
+
+
+def _x3f_picture(data: bytes) -> tuple[Image.Image, int]:
+    """A Sigma X3F's JPEG preview (an IMA2 section of format 18), turned by the header's rotation
+    (Sigma's X3F format description, as exiftool's SigmaRaw and dcraw read it)."""
+    if len(data) < 64:
+        raise ValueError("X3F header cut short")
+    major = struct.unpack_from("<I", data, 4)[0] >> 16
+    rotation = struct.unpack_from("<I", data, (40 if major >= 4 else 28) + 8)[0]
+    at = struct.unpack_from("<I", data, len(data) - 4)[0]
+    if data[at:at + 4] != b"SECd" or at + 12 > len(data):
+        raise ValueError("X3F without its SECd directory")
+    count = min(struct.unpack_from("<I", data, at + 8)[0], MAX_X3F_SECTIONS)
+    best: Image.Image | None = None
+    for i in range(count):
+        if at + 24 + 12 * i > len(data):
+            break
+        offset, length, kind = struct.unpack_from("<II4s", data, at + 12 + 12 * i)
+        if kind != b"IMA2" or length <= SECI_JPEG.size or offset + SECI_JPEG.size > len(data):
+            continue
+        magic, _, _, fmt, _, _, _ = SECI_JPEG.unpack_from(data, offset)
+        if magic == b"SECi" and fmt == 18:
+            picture = _jpeg_at(data, offset + SECI_JPEG.size, length - SECI_JPEG.size)
+            if picture is not None and (best is None or picture.width * picture.height > best.width * best.height):
+                best = picture
+    if best is None:
+        raise ValueError("X3F without a readable JPEG preview")
+    return best, ROTATION_ORIENTATION.get(rotation % 360, 1)
 
 
 def _cr3_orientation(data: bytes, start: int, end: int) -> int:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import shared.image_open  # noqa: F401 - registers the HEIF opener
-from bench.spec_containers import cr3_bytes, raf_bytes
+from bench.spec_containers import cr3_bytes, raf_bytes, x3f_bytes
 from bench.spec_files import SHORT, Ifd, _heif, tiff_bytes
 from devhost import samples
 from shared import previews
@@ -246,6 +246,17 @@ def test_a_cr3_is_previewed_from_its_prvw_jpeg_turned_by_its_cmt1_orientation():
     assert big(render_previews(upright, OPTIONS)).size == (256, 170)
     with pytest.raises(NoPreview, match="PRVW"):
         render_previews(data.replace(b"PRVW", b"XXXX"), OPTIONS)
+
+
+@pytest.mark.parametrize("version", [0x00020003, 0x00040000], ids=["x3f-2.3", "x3f-4"])
+def test_an_x3f_is_previewed_from_its_jpeg_section_turned_by_the_header_rotation(version):
+    """The IMA2 JPEG (640 x 426) turned by the header's rotation (270: orientation 8); negative
+    controls: rotation 0 stays landscape, a file without the JPEG section has no preview."""
+    jpeg = samples.encode(samples.noise((640, 426)), "JPEG", quality=85)
+    assert big(render_previews(x3f_bytes(jpeg=jpeg, version=version), OPTIONS)).size == (170, 256)
+    assert big(render_previews(x3f_bytes(jpeg=jpeg, rotation=0, version=version), OPTIONS)).size == (256, 170)
+    with pytest.raises(NoPreview, match="X3F without a readable JPEG"):
+        render_previews(x3f_bytes(version=version), OPTIONS)
 
 
 def exif_with_thumbnail(thumb: bytes, orientation: int = 1) -> bytes:
