@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -147,16 +148,32 @@ def _gone(pid: int, timeout: float = 30) -> bool:
     return False
 
 
+def _port_outside_ephemeral_range() -> int:
+    """A free port below the kernel's ephemeral range: between the runs nothing else can be
+    handed it (every free_port() and outgoing connection of the suite draws from that range),
+    so a listener found there after a kill can only be the run's own Azurite."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.Random().sample(range(20000, min(low, 32768)), 500):
+        if port_free(port) and port_free(port + 1) and port_free(port + 2):
+            return port
+    raise AssertionError("no free port below the ephemeral range")
+
+
+def _listener(port: int) -> str:
+    return subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout.strip()
+
+
 def test_run_starts_again_after_being_killed_with_sigkill(tmp_path, sqlite_cs):
     """The Azurite a run started dies with it (kill -9, OOM, closed terminal), so the next run starts."""
-    port, local = free_port(), tmp_path / "local"
+    port, local = _port_outside_ephemeral_range(), tmp_path / "local"
     for _ in range(3):
         proc = _start_run(port, local, sqlite_cs)
         azurite_pid = json.loads((local / "azurite" / "azurite.pid").read_text())["pid"]
         proc.kill()
         proc.wait(10)
         assert _gone(azurite_pid), "Azurite outlived the run that started it"
-        assert not listening(port)  # (its connections' sockets may take a moment to close: start waits)
+        # (its connections' sockets may take a moment to close: start waits for that)
+        assert not listening(port), f"port {port} still has a listener: {_listener(port)}"
     proc = _start_run(port, local, sqlite_cs)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
