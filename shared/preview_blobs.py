@@ -15,10 +15,10 @@ import hashlib
 import re
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
-from shared.blob_access import service_client, storage_call
+from shared.blob_access import ensure_container, service_client, storage_call
 from shared.models import normalise_etag
 from shared.settings import StorageTarget
 
@@ -41,15 +41,8 @@ def preview_name(blob_name: str, etag: str, size: int, extension: str) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _container_ready(target: StorageTarget, container: str) -> bool:
-    client = service_client(target)
-
-    def call() -> None:
-        try:
-            client.create_container(container)
-        except ResourceExistsError:
-            pass
-
-    storage_call(target, f"create container {container!r}", call)
+    """Create the preview container once per process (not once per preview)."""
+    ensure_container(target, container)
     return True
 
 

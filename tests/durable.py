@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -57,3 +58,13 @@ class CountingClient(df.DurableOrchestrationClient):
         result = await super().start_new(orchestration_function_name, instance_id, client_input)
         self.starts[result] += 1
         return result
+
+
+def max_starts_in_window(times: list[datetime], window: float) -> int:
+    """The most starts within any ``window`` seconds (a sliding window over the recorded times)."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while (t - times[lo]).total_seconds() > window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best

@@ -36,6 +36,7 @@ from shared.reconcile_flow import PassSettings, reconcile_input, reindex_input, 
 from shared.settings import INPUT_CONTAINER, ORCHESTRATOR_NAME, RECONCILE_INSTANCE_ID
 from shared.starter import instance_id_for
 from shared.store import SqlStore
+from tests.durable import max_starts_in_window
 from tests.hosting import HostProcess
 
 PNG = encode(picture((16, 8)), "PNG")
@@ -67,14 +68,6 @@ def _active(state: Path) -> int:
                           "('Pending', 'Running', 'ContinuedAsNew', 'Suspended')").fetchone()[0]
 
 
-def max_starts_in_window(times: list[datetime], window: float) -> int:
-    """The most starts within any ``window`` seconds (a sliding window over the recorded times)."""
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while (t - times[lo]).total_seconds() > window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 def _check_rows(storage: str, sql: str) -> None:

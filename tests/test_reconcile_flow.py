@@ -23,6 +23,7 @@ from shared.reconcile_flow import (
     reindex_input,
     step_request,
 )
+from tests.durable import max_starts_in_window
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -81,13 +82,6 @@ def simulate(settings: PassSettings, steps: int, step_seconds: float, rate_in_ad
     return times
 
 
-def worst(times: list[datetime], window: float) -> int:
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while (t - times[lo]).total_seconds() > window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 @pytest.mark.parametrize("step_seconds", [0.05, 0.5, 1.0])
@@ -95,11 +89,11 @@ def test_pacing_keeps_starts_within_the_rate_plus_one_step(step_seconds):
     settings = PassSettings(startsPerSecond=20, stepSeconds=1)
     times = simulate(settings, steps=30, step_seconds=step_seconds)
     for window in (1.0, 5.0, 10.0):
-        assert worst(times, window) <= settings.startsPerSecond * window + settings.max_starts
+        assert max_starts_in_window(times, window) <= settings.startsPerSecond * window + settings.max_starts
     # Negative control: pacing at ten times the rate floods the same check.
     flood = simulate(settings, steps=30, step_seconds=step_seconds, rate_in_advance=200)
     if step_seconds < 1:
-        assert worst(flood, 5.0) > settings.startsPerSecond * 5.0 + settings.max_starts
+        assert max_starts_in_window(flood, 5.0) > settings.startsPerSecond * 5.0 + settings.max_starts
 
 
 def test_no_wait_after_a_step_that_started_nothing():
